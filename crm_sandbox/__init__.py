@@ -1,0 +1,1 @@
+"""Local emulators of the OKKI, Twenty and Jiandaoyun APIs (see ../shared/api/*.md, "Contract")."""

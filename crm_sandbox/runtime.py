@@ -1,0 +1,298 @@
+"""What every emulated API shares: knobs, fault injection, the request log, rate buckets.
+
+Each emulator is a Starlette app wrapped in `SandboxMiddleware`. The middleware adds latency,
+injects faults (5xx, 429 bursts, dropped connections) and logs every API call; the control
+routes under `/_sandbox/` are never delayed, faulted or logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CONTROL_PREFIX = "/_sandbox"
+
+
+@dataclass
+class Knobs:
+    """Behaviour switches, changeable at run time through `POST /_sandbox/knobs`."""
+
+    latency: float = 0.0  # seconds added to every API call
+    latency_jitter: float = 0.0  # plus uniform(0, jitter) seconds
+    error_rate: float = 0.0  # probability that a call answers a 5xx without being processed
+    drop_rate: float = (
+        0.0  # probability that a processed call's response is lost (connection closed)
+    )
+    burst_429_rate: float = 0.0  # probability that a call starts a burst of throttled answers
+    burst_429_length: int = 5  # calls answered "throttled" in one burst
+    time_scale: float = 1.0  # rate-limit windows, Retry-After and token lifetimes divided by this
+    spike_rate: float = 0.0  # probability of a latency spike
+    spike_latency: float = 5.0  # seconds of one spike
+    extra: dict[str, Any] = field(default_factory=dict)  # emulator-specific knobs
+
+    def update(self, changes: dict[str, Any]) -> None:
+        names = {f.name for f in fields(self)}
+        unknown = set(changes) - names
+        if unknown:
+            raise ValueError(f"unknown knobs: {sorted(unknown)}; known: {sorted(names)}")
+        for name, value in changes.items():
+            if name == "extra":
+                self.extra.update(value)
+            else:
+                setattr(self, name, type(getattr(self, name))(value))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LoggedRequest:
+    at: float  # wall-clock seconds (time.time()) when the call arrived
+    method: str
+    path: str
+    status: int
+    duration_ms: float
+    batch_size: int | None = None  # records/rows in a write body, when the API has batches
+    fault: str | None = None  # "5xx", "429-burst", "dropped", "spike" when injected
+    code: int | None = None  # the API's own error code, when it has one
+
+
+class TokenBucket:
+    """A continuously refilled bucket: `capacity` tokens per `period` seconds (time-scaled)."""
+
+    def __init__(self, capacity: float, period: float, knobs: Knobs) -> None:
+        self.capacity = capacity
+        self.period = period
+        self.knobs = knobs
+        self.tokens = float(capacity)
+        self.updated = time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        rate = self.capacity / (self.period / self.knobs.time_scale)
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * rate)
+        self.updated = now
+
+    def take(self) -> float:
+        """Take one token; return 0.0 on success, else the seconds until one is available."""
+        self._refill()
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        rate = self.capacity / (self.period / self.knobs.time_scale)
+        return (1 - self.tokens) / rate
+
+    def remaining(self) -> int:
+        self._refill()
+        return int(self.tokens)
+
+
+class Sandbox:
+    """State every emulator has: knobs, a request log and a random source for faults."""
+
+    name = "sandbox"
+
+    def __init__(self, seed: int = 0, knobs: Knobs | None = None) -> None:
+        self.seed = seed
+        self.knobs = knobs or Knobs()
+        self.rng = random.Random(seed)
+        self.requests: list[LoggedRequest] = []
+        self._burst_left = 0
+
+    # Hooks an emulator overrides ------------------------------------------------------------
+    def api_routes(self) -> list[Route]:
+        """The emulated API's own routes."""
+        raise NotImplementedError
+
+    def demo_credentials(self) -> dict[str, str]:
+        """Credentials the sandbox accepts out of the box (printed by `crm-sandbox serve`)."""
+        return {}
+
+    def throttled_response(self, retry_after: float) -> Response:
+        """The API's own answer when it is over its rate limit."""
+        return JSONResponse({"error": "rate limited"}, status_code=429)
+
+    def server_error_response(self) -> Response:
+        return JSONResponse({"error": "injected server error"}, status_code=503)
+
+    def records(self) -> dict[str, Any]:
+        """Everything stored, for tests and benchmarks (`GET /_sandbox/records`)."""
+        return {}
+
+    def stats(self) -> dict[str, Any]:
+        """Emulator-specific counters (`GET /_sandbox/stats`)."""
+        return {}
+
+    def reset(self) -> None:
+        """Drop everything stored (`POST /_sandbox/reset`)."""
+
+    def control_routes(self) -> list[Route]:
+        """Emulator-specific routes under /_sandbox/ (mutations, revocations…)."""
+        return []
+
+    # Fault decisions, used by the middleware ---------------------------------------------------
+    def pick_fault(self) -> str | None:
+        k = self.knobs
+        if self._burst_left > 0:
+            self._burst_left -= 1
+            return "429-burst"
+        if k.burst_429_rate and self.rng.random() < k.burst_429_rate:
+            self._burst_left = max(0, k.burst_429_length - 1)
+            return "429-burst"
+        if k.error_rate and self.rng.random() < k.error_rate:
+            return "5xx"
+        return None
+
+    def delay(self) -> tuple[float, bool]:
+        k = self.knobs
+        seconds = k.latency + (self.rng.uniform(0, k.latency_jitter) if k.latency_jitter else 0.0)
+        spike = bool(k.spike_rate) and self.rng.random() < k.spike_rate
+        if spike:
+            seconds += k.spike_latency
+        return seconds, spike
+
+    def drop_response(self) -> bool:
+        return bool(self.knobs.drop_rate) and self.rng.random() < self.knobs.drop_rate
+
+
+def control_app_routes(sandbox: Sandbox) -> list[Route]:
+    """The inspection and steering routes common to all emulators."""
+
+    async def get_knobs(request: Request) -> Response:
+        return JSONResponse(sandbox.knobs.as_dict())
+
+    async def set_knobs(request: Request) -> Response:
+        try:
+            sandbox.knobs.update(await request.json())
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(sandbox.knobs.as_dict())
+
+    async def get_requests(request: Request) -> Response:
+        since = float(request.query_params.get("since", "0"))
+        rows = [asdict(r) for r in sandbox.requests if r.at >= since]
+        return JSONResponse({"requests": rows})
+
+    async def clear_requests(request: Request) -> Response:
+        sandbox.requests.clear()
+        return JSONResponse({"cleared": True})
+
+    async def get_records(request: Request) -> Response:
+        return JSONResponse(sandbox.records())
+
+    async def get_stats(request: Request) -> Response:
+        return JSONResponse(sandbox.stats())
+
+    async def reset(request: Request) -> Response:
+        sandbox.reset()
+        sandbox.requests.clear()
+        return JSONResponse({"reset": True})
+
+    p = CONTROL_PREFIX
+    return [
+        Route(f"{p}/knobs", get_knobs, methods=["GET"]),
+        Route(f"{p}/knobs", set_knobs, methods=["POST"]),
+        Route(f"{p}/requests", get_requests, methods=["GET"]),
+        Route(f"{p}/requests", clear_requests, methods=["DELETE"]),
+        Route(f"{p}/records", get_records, methods=["GET"]),
+        Route(f"{p}/stats", get_stats, methods=["GET"]),
+        Route(f"{p}/reset", reset, methods=["POST"]),
+        *sandbox.control_routes(),
+    ]
+
+
+class SandboxMiddleware:
+    """Latency, injected faults and the request log around every API call."""
+
+    def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
+        self.app = app
+        self.sandbox = sandbox
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        sb = self.sandbox
+        started = time.time()
+        scope.setdefault("state", {})
+        seconds, spike = sb.delay()
+        if seconds:
+            await asyncio.sleep(seconds)
+        fault = sb.pick_fault()
+        entry = LoggedRequest(started, scope["method"], scope["path"], 0, 0.0)
+        if fault == "429-burst":
+            response = sb.throttled_response(retry_after=1.0 / sb.knobs.time_scale)
+        elif fault == "5xx":
+            response = sb.server_error_response()
+        else:
+            response = None
+        if response is not None:
+            entry.fault = fault
+            entry.status = response.status_code
+            entry.code = _code_of(response)
+            await response(scope, receive, send)
+            self._log(entry, started)
+            return
+
+        captured: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            captured.append(message)
+
+        await self.app(scope, receive, capture)
+        state = scope["state"]
+        entry.batch_size = state.get("batch_size")
+        entry.code = state.get("api_code")
+        entry.status = next(m["status"] for m in captured if m["type"] == "http.response.start")
+        if spike:
+            entry.fault = "spike"
+        if sb.drop_response():
+            entry.fault = "dropped"
+            self._log(entry, started)
+            _close_connection(send)
+            return
+        for message in captured:
+            await send(message)
+        self._log(entry, started)
+
+    def _log(self, entry: LoggedRequest, started: float) -> None:
+        entry.duration_ms = round((time.time() - started) * 1000, 2)
+        self.sandbox.requests.append(entry)
+
+
+def _code_of(response: Response) -> int | None:
+    import json
+
+    try:
+        body = json.loads(response.body)
+    except (ValueError, AttributeError):
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, int) else None
+
+
+def _close_connection(send: Send) -> None:
+    """Close the client's TCP connection without an answer (the write was already applied)."""
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:  # not running under uvicorn: fail loudly rather than pretend
+        raise RuntimeError("dropped-connection fault needs uvicorn's transport")
+    transport.close()
+    # Tell uvicorn the client is gone, so it neither logs nor tries to answer 500.
+    cycle.disconnected = True
+
+
+def build_app(sandbox: Sandbox, api_routes: list[Route]) -> ASGIApp:
+    """The emulator's routes plus the common control routes, wrapped in the middleware."""
+    from starlette.applications import Starlette
+
+    app = Starlette(routes=[*control_app_routes(sandbox), *api_routes])
+    return SandboxMiddleware(app, sandbox)

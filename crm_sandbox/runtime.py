@@ -106,6 +106,7 @@ class Sandbox:
         self.rng = random.Random(seed)
         self.requests: list[LoggedRequest] = []
         self._burst_left = 0
+        self.in_flight = 0  # API calls being served right now (for concurrency limits)
 
     # Hooks an emulator overrides ------------------------------------------------------------
     def api_routes(self) -> list[Route]:
@@ -220,6 +221,14 @@ class SandboxMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
             await self.app(scope, receive, send)
             return
+        sb = self.sandbox
+        sb.in_flight += 1
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            sb.in_flight -= 1
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         sb = self.sandbox
         started = time.time()
         scope.setdefault("state", {})

@@ -1,0 +1,52 @@
+"""The dead-letter file: every record a target could not write, with why (JSON Lines)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from target_kit.serialize import dumps
+
+
+class DeadLetterFile:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._file = None
+        self.counts: Counter[str] = Counter()  # per stream
+        self.reasons: Counter[str] = Counter()  # per error code, for the summary
+
+    def write(
+        self, stream: str, key: Any, reason: str, record: dict[str, Any], code: Any = None
+    ) -> None:
+        line = dumps(
+            {
+                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "stream": stream,
+                "key": key,
+                "code": code,
+                "reason": reason,
+                "record": record,
+            }
+        )
+        with self._lock:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("a", encoding="utf-8")
+            self._file.write(line + "\n")
+            self._file.flush()
+            self.counts[stream] += 1
+            self.reasons[str(code)] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None

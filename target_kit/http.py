@@ -1,0 +1,186 @@
+"""One HTTP client for a destination API: pacing, bounded retries, clear and secret-free errors.
+
+The API-specific part is a `classify(response) -> Outcome` function: each target says which
+answers are fine, which are worth retrying (and after how long), which reject the request's
+content (the caller splits or dead-letters the batch) and which must stop the run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from target_kit.pacing import RateLimiter
+from target_kit.secrets import redact
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["ok", "retry", "reject", "fatal"]
+
+# Network failures after which the same request may simply be sent again: every write we send
+# is idempotent (stable ids, upserts, Jiandaoyun transaction ids).
+TRANSIENT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+@dataclass
+class Outcome:
+    kind: Kind
+    code: str | int | None = None  # the API's own error code or status
+    message: str = ""
+    retry_after: float | None = None  # seconds the server asked us to wait
+    throttled: bool = False  # a rate-limit answer: everybody pauses, not just this call
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message names the setting."""
+
+
+class ApiError(RuntimeError):
+    """The API answered with an error that stops the run (auth, missing object, …)."""
+
+    def __init__(self, endpoint: str, code: Any, message: str) -> None:
+        self.endpoint, self.code, self.message = endpoint, code, message
+        super().__init__(f"{endpoint}: {code} {message}".strip())
+
+
+class RejectedError(ApiError):
+    """The API refused the request's content (e.g. HTTP 400): not retried as is."""
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 8
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    max_elapsed: float = 900.0  # give up on one request after this many seconds
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        jittered = backoff * random.uniform(0.5, 1.0)
+        return max(jittered, retry_after) if retry_after is not None else jittered
+
+
+def check_base_url(url: str, setting: str, allow_insecure_http: bool) -> str:
+    """Refuse plain http to anything but loopback, unless the user explicitly allows it."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"Setting '{setting}' must be an http(s) URL, got {url!r}.")
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"Setting '{setting}' uses plain http:// to a non-loopback host ({parts.hostname}); "
+            "use https://, or set 'allow_insecure_http' to true if you really mean it."
+        )
+    return url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """`Retry-After` as seconds (fractional values from the time-scaled sandbox accepted)."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: rare for APIs; fall back to our own backoff
+
+
+class ApiClient:
+    def __init__(
+        self,
+        base_url: str,
+        headers: dict[str, str],
+        limiter: RateLimiter,
+        classify: Callable[[requests.Response], Outcome],
+        secrets: list[str],
+        pool_size: int = 10,
+        timeout: tuple[float, float] = (10.0, 120.0),
+        retry: RetryPolicy | None = None,
+        on_response: Callable[[requests.Response], None] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.limiter = limiter
+        self.classify = classify
+        self.secrets = [s for s in secrets if s]
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.on_response = on_response
+        self.session = requests.Session()
+        self.session.headers.update(headers)
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.calls = 0
+        self.retries = 0
+        self.throttled = 0
+
+    def send(self, method: str, path: str, endpoint: str | None = None, **kwargs: Any) -> Any:
+        """Send with pacing and retries; return the decoded JSON body of a successful answer."""
+        endpoint = endpoint or path
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            self.limiter.acquire()
+            self.calls += 1
+            try:
+                response = self.session.request(
+                    method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs
+                )
+            except TRANSIENT_ERRORS as exc:
+                outcome = Outcome("retry", code=type(exc).__name__, message="network error")
+            else:
+                if self.on_response:
+                    self.on_response(response)
+                outcome = self.classify(response)
+                if outcome.kind == "ok":
+                    return response.json() if response.content else None
+            message = redact(outcome.message, self.secrets)
+            if outcome.kind == "reject":
+                raise RejectedError(endpoint, outcome.code, message)
+            if outcome.kind == "fatal":
+                raise ApiError(endpoint, outcome.code, message)
+            if outcome.throttled:
+                self.throttled += 1
+            elapsed = time.monotonic() - started
+            if attempt >= self.retry.max_attempts or elapsed >= self.retry.max_elapsed:
+                raise ApiError(
+                    endpoint,
+                    outcome.code,
+                    f"still failing after {attempt} attempts in {elapsed:.0f}s: {message}",
+                )
+            delay = self.retry.delay(attempt, outcome.retry_after)
+            if outcome.throttled:
+                self.limiter.pause(delay)
+            self.retries += 1
+            logger.warning(
+                "%s answered %s %s; retry %d/%d in %.1fs",
+                endpoint,
+                outcome.code,
+                message,
+                attempt,
+                self.retry.max_attempts - 1,
+                delay,
+            )
+            time.sleep(delay)

@@ -1,0 +1,117 @@
+"""The run report (one line per record) and the progress and summary lines in the log."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from target_kit.serialize import dumps
+
+Action = Literal["created", "updated", "failed"]
+
+
+@dataclass
+class StreamTally:
+    created: int = 0
+    updated: int = 0
+    failed: int = 0
+    first_at: float = 0.0
+    last_at: float = 0.0
+
+    @property
+    def records(self) -> int:
+        return self.created + self.updated + self.failed
+
+
+class RunReport:
+    """Thread-safe tallies per stream, an optional JSON Lines report, periodic progress lines.
+
+    `ceiling_per_minute` is what the API's limits allow (records per minute): progress and
+    summary lines quote the achieved rate against it.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        path: Path | None,
+        ceiling_per_minute: float,
+        progress_every: float = 30.0,
+    ) -> None:
+        self.logger = logger
+        self.path = path
+        self.ceiling_per_minute = ceiling_per_minute
+        self.progress_every = progress_every
+        self.started = time.monotonic()
+        self._last_progress = self.started
+        self._lock = threading.Lock()
+        self._file = None
+        self.tallies: dict[str, StreamTally] = defaultdict(StreamTally)
+
+    def record(
+        self,
+        stream: str,
+        key: Any,
+        action: Action,
+        destination_id: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        now = time.monotonic()
+        with self._lock:
+            tally = self.tallies[stream]
+            tally.first_at = tally.first_at or now
+            tally.last_at = now
+            setattr(tally, action, getattr(tally, action) + 1)
+            if self.path is not None:
+                if self._file is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    self._file = self.path.open("a", encoding="utf-8")
+                line = {"stream": stream, "key": key, "id": destination_id, "action": action}
+                if reason:
+                    line["reason"] = reason
+                self._file.write(dumps(line) + "\n")
+            due = now - self._last_progress >= self.progress_every
+            if due:
+                self._last_progress = now
+        if due:
+            self.progress()
+
+    def _rate(self, records: int, seconds: float) -> str:
+        per_minute = records / seconds * 60 if seconds > 0 else 0.0
+        share = per_minute / self.ceiling_per_minute * 100 if self.ceiling_per_minute else 0.0
+        return f"{per_minute:,.0f} records/min ({share:.0f}% of the API ceiling)"
+
+    def progress(self) -> None:
+        with self._lock:
+            total = sum(t.records for t in self.tallies.values())
+            failed = sum(t.failed for t in self.tallies.values())
+        elapsed = time.monotonic() - self.started
+        self.logger.info(
+            "Progress: %d records written or dead-lettered (%d failed) in %.0fs, %s",
+            total,
+            failed,
+            elapsed,
+            self._rate(total, elapsed),
+        )
+
+    def summary(self) -> list[str]:
+        """One line per stream; logged and returned (the demo prints them)."""
+        lines = []
+        with self._lock:
+            for stream, t in sorted(self.tallies.items()):
+                seconds = max(t.last_at - t.first_at, 1e-9) if t.records > 1 else 0.0
+                lines.append(
+                    f"Stream '{stream}': {t.records} records, {t.created} created, "
+                    f"{t.updated} updated, {t.failed} failed, in {seconds:.1f}s, "
+                    + self._rate(t.records, seconds)
+                )
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+        for line in lines:
+            self.logger.info("%s", line)
+        return lines

@@ -1,0 +1,168 @@
+"""`PipelinedTarget`: the SDK Target with per-batch checkpoints, dead letters and a run report.
+
+What it changes in the SDK's behaviour (see ../shared/singer-notes.md §1b):
+- STATE is written by the `Checkpointer` as soon as every record received before it is written
+  or dead-lettered, instead of once per `drain_all` (every 5 minutes or at the end);
+- sinks are drained one at a time on the main thread (`max_parallelism = 1`): the parallelism
+  is in the `Dispatcher`, which keeps several API requests in flight for every stream;
+- when a STATE has waited `checkpoint_seconds` for records still buffered in a sink, those are
+  sent as a partial batch, so checkpoints keep coming while a slow tap trickles records;
+- records that violate their schema go to the dead-letter file instead of stopping the run;
+- the run fails (non-zero exit) when more records were dead-lettered than
+  `max_failed_records` allows, after writing everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from singer_sdk import Target
+from singer_sdk import typing as th
+
+from target_kit.deadletter import DeadLetterFile
+from target_kit.pipeline import Checkpointer, Dispatcher
+from target_kit.report import RunReport
+from target_kit.secrets import install_redaction
+
+COMMON_SETTINGS = th.PropertiesList(
+    th.Property(
+        "dead_letter_path",
+        th.StringType,
+        description="JSON Lines file that receives every record that could not be written, "
+        "with its stream, key and the reason. Created on the first failure.",
+    ),
+    th.Property(
+        "run_report_path",
+        th.StringType,
+        description="JSON Lines file with one line per record: stream, source key, destination "
+        "id and created/updated/failed. Not written when unset.",
+    ),
+    th.Property(
+        "max_failed_records",
+        th.IntegerType,
+        default=0,
+        description="How many dead-lettered records the run tolerates before it exits non-zero. "
+        "The other records are written either way.",
+    ),
+    th.Property(
+        "max_in_flight",
+        th.IntegerType,
+        default=4,
+        description="API requests sent concurrently. More hides latency; the rate limit is "
+        "respected regardless.",
+    ),
+    th.Property(
+        "checkpoint_seconds",
+        th.NumberType,
+        default=30,
+        description="Longest time a STATE waits for records still buffered for a full batch; "
+        "after it, they are sent as a smaller batch so the checkpoint can be written.",
+    ),
+    th.Property(
+        "allow_insecure_http",
+        th.BooleanType,
+        default=False,
+        description="Allow a plain http:// base URL to a host other than localhost. Off by "
+        "default: the API key would travel in clear text.",
+    ),
+)
+
+
+class TooManyFailedRecords(RuntimeError):
+    """More records were dead-lettered than `max_failed_records` allows."""
+
+
+class PipelinedTarget(Target):
+    """Base for our targets. Subclasses create `self.client` and implement their sinks."""
+
+    #: records per minute the API's limits allow at most, for progress lines (set in setup)
+    ceiling_per_minute: float = 0.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_parallelism = 1
+        install_redaction(self.secrets())
+        self._stdout_lock = threading.Lock()
+        self.checkpointer = Checkpointer(self._emit_state)
+        self.dispatcher = Dispatcher(self.checkpointer, int(self.config.get("max_in_flight", 4)))
+        dead_letter = self.config.get("dead_letter_path") or f"{self.name}-dead-letters.jsonl"
+        self.dead_letters = DeadLetterFile(Path(dead_letter))
+        report_path = self.config.get("run_report_path")
+        self.report = RunReport(
+            self.logger, Path(report_path) if report_path else None, self.ceiling_per_minute
+        )
+
+    def secrets(self) -> list[str]:
+        """Setting values that must never be printed (the `secret=True` ones)."""
+        props = self.config_jsonschema.get("properties", {})
+        return [
+            str(self.config[name])
+            for name, spec in props.items()
+            if spec.get("secret") and self.config.get(name)
+        ]
+
+    # STATE ------------------------------------------------------------------------------------
+    def _process_state_message(self, message_dict: dict) -> None:
+        self._assert_line_requires(message_dict, requires={"value"})
+        self.checkpointer.add_state(message_dict["value"])
+        self._flush_for_checkpoint()
+
+    def _process_record_message(self, message_dict: dict) -> None:
+        super()._process_record_message(message_dict)
+        self._flush_for_checkpoint()
+
+    def _write_state_message(self, state: dict) -> None:
+        """The SDK's own end-of-drain STATE: ignored, the checkpointer writes acknowledged ones."""
+
+    def _emit_state(self, state: dict) -> None:
+        with self._stdout_lock:
+            sys.stdout.write(json.dumps(state) + "\n")
+            sys.stdout.flush()
+
+    def _flush_for_checkpoint(self) -> None:
+        limit = float(self.config.get("checkpoint_seconds", 30))
+        if self.checkpointer.oldest_pending_age() < limit:
+            return
+        for sink in list(self._sinks_active.values()):
+            if self.checkpointer.unsubmitted(sink.checkpoint_name):
+                self.drain_one(sink)
+
+    # End of input and failures ----------------------------------------------------------------
+    def listen(self, file_input: Any = None) -> None:
+        try:
+            super().listen(file_input)
+        except BaseException:
+            # Let batches already sent finish, so their STATE is written and a re-run resumes
+            # from there; then report and stop with the original error.
+            self._finish(raise_failures=False)
+            raise
+        self._finish(raise_failures=True)
+
+    def _finish(self, raise_failures: bool) -> None:
+        try:
+            self.dispatcher.join()
+        except BaseException:
+            if raise_failures:
+                raise
+        finally:
+            self.dispatcher.shutdown()
+            self.report.summary()
+            self.dead_letters.close()
+        failed = self.dead_letters.total
+        if failed:
+            reasons = ", ".join(f"{code}: {n}" for code, n in self.dead_letters.reasons.items())
+            self.logger.error(
+                "%d record(s) could not be written (by code: %s); see %s",
+                failed,
+                reasons,
+                self.dead_letters.path,
+            )
+        if raise_failures and failed > int(self.config.get("max_failed_records", 0)):
+            raise TooManyFailedRecords(
+                f"{failed} record(s) were dead-lettered to {self.dead_letters.path}, more than "
+                f"max_failed_records={self.config.get('max_failed_records', 0)}"
+            )

@@ -10,36 +10,36 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
 
 
-@dataclass
 class Window:
-    limit: float  # requests allowed per `period`
-    period: float  # seconds
-    burst: float  # bucket capacity; below `limit` keeps slack on the server's side for jitter
+    """At most `limit` requests in any `period` seconds (a sliding log of send times).
 
-    def __post_init__(self) -> None:
-        self.tokens = self.burst
-        self.updated = time.monotonic()
+    Stricter than the server's token bucket of the same size, so it never trips it, yet it
+    sends at the same long-run rate.
+    """
 
-    @property
-    def rate(self) -> float:
-        return self.limit / self.period
+    def __init__(self, limit: int, period: float, documented: tuple[int, float]) -> None:
+        self.limit = max(1, int(limit))
+        self.period = period
+        self.documented = documented  # the API's own (limit, period), before our headroom
+        self.sent: deque[float] = deque()
 
-    def refill(self, now: float) -> None:
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-
-    def wait_time(self) -> float:
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+    def wait_time(self, now: float) -> float:
+        while self.sent and self.sent[0] <= now - self.period:
+            self.sent.popleft()
+        if len(self.sent) < self.limit:
+            return 0.0
+        return self.sent[0] + self.period - now
 
 
 class RateLimiter:
-    """Thread-safe multi-window token bucket with a shared back-off pause.
+    """Thread-safe pacing over several windows, with a shared back-off pause.
 
-    `headroom` (0–1) is the share of each documented limit we allow ourselves: a little under
-    the server's own bucket, so network jitter never pushes a request over the line.
+    `headroom` (0–1) is the share of each documented rate we allow ourselves (the window is
+    stretched, the count kept): a little under the server's own limit, so network jitter never
+    pushes a request over the line.
     """
 
     def __init__(self, windows: list[tuple[float, float]], headroom: float = 0.98) -> None:
@@ -50,9 +50,7 @@ class RateLimiter:
         self.waited = 0.0  # seconds callers spent waiting, for reports
 
     def _window(self, limit: float, period: float) -> Window:
-        allowed = limit * self._headroom
-        # Keep a few tokens of the server's burst unused: they absorb arrival-time jitter.
-        return Window(limit=allowed, period=period, burst=max(1.0, min(allowed, limit - 3)))
+        return Window(int(limit), period / self._headroom, (int(limit), period))
 
     def acquire(self) -> None:
         """Block until a request may be sent, then count it."""
@@ -62,25 +60,18 @@ class RateLimiter:
                 now = time.monotonic()
                 wait = self._paused_until - now
                 if wait <= 0:
-                    for window in self._windows:
-                        window.refill(now)
-                    wait = max(w.wait_time() for w in self._windows)
+                    wait = max(w.wait_time(now) for w in self._windows)
                     if wait <= 0:
                         for window in self._windows:
-                            window.tokens -= 1
+                            window.sent.append(now)
                         self.waited += now - started
                         return
             time.sleep(min(wait, 1.0))
 
     def pause(self, seconds: float) -> None:
-        """Everybody waits `seconds` (a `Retry-After`), and the buckets start empty afterwards."""
+        """Everybody waits `seconds` (a `Retry-After`); then one probe, and the pace resumes."""
         with self._lock:
-            until = time.monotonic() + seconds
-            if until > self._paused_until:
-                self._paused_until = until
-                for window in self._windows:
-                    window.tokens = 0.0
-                    window.updated = until
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
     def announce(self, limit: int, period: float) -> bool:
         """The server says its limit for `period` is `limit`; adopt it if it is stricter.
@@ -89,13 +80,15 @@ class RateLimiter:
         """
         with self._lock:
             for i, window in enumerate(self._windows):
-                if window.period == period and limit * self._headroom < window.limit:
+                documented_limit, documented_period = window.documented
+                if documented_period == period and limit < documented_limit:
                     fresh = self._window(limit, period)
-                    fresh.tokens = min(window.tokens, fresh.burst)
+                    fresh.sent = window.sent
                     self._windows[i] = fresh
                     return True
             return False
 
-    def limits(self) -> list[tuple[float, float]]:
+    def limits(self) -> list[tuple[int, float]]:
+        """The (limit, period) pairs in force, as documented or announced."""
         with self._lock:
-            return [(w.limit, w.period) for w in self._windows]
+            return [w.documented for w in self._windows]

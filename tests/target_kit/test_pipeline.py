@@ -1,0 +1,132 @@
+"""The Dispatcher and Checkpointer: STATE only for acknowledged records, in order (invariant 8)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from target_kit.pipeline import Checkpointer, Dispatcher
+
+
+def make(max_in_flight: int = 4) -> tuple[Dispatcher, list]:
+    written: list = []
+    checkpointer = Checkpointer(written.append)
+    return Dispatcher(checkpointer, max_in_flight), written
+
+
+def test_state_waits_for_every_earlier_batch_even_when_a_later_one_finishes_first() -> None:
+    dispatcher, written = make()
+    release_first = threading.Event()
+    cp = dispatcher.checkpointer
+    cp.received("s", 2)
+    dispatcher.submit("s", 2, release_first.wait)
+    cp.add_state({"after": 2})
+    cp.received("s", 2)
+    dispatcher.submit("s", 2, lambda: None)
+    cp.add_state({"after": 4})
+    time.sleep(0.1)
+    assert written == []  # batch 2 is done, batch 1 is not: neither STATE may be written
+    release_first.set()
+    dispatcher.join()
+    assert written == [{"after": 2}, {"after": 4}]
+
+
+def test_state_waits_for_records_still_buffered_in_a_sink() -> None:
+    dispatcher, written = make()
+    cp = dispatcher.checkpointer
+    cp.received("s", 3)  # three records received, none submitted yet
+    cp.add_state({"n": 1})
+    assert written == [] and cp.unsubmitted("s")
+    dispatcher.submit("s", 3, lambda: None)
+    dispatcher.join()
+    assert written == [{"n": 1}]
+
+
+def test_state_covers_every_sink_that_received_records_before_it() -> None:
+    dispatcher, written = make()
+    cp = dispatcher.checkpointer
+    cp.received("companies", 1)
+    cp.received("people", 1)
+    cp.add_state({"n": 1})
+    dispatcher.submit("companies", 1, lambda: None)
+    dispatcher.join()
+    assert written == []
+    dispatcher.submit("people", 1, lambda: None)
+    dispatcher.join()
+    assert written == [{"n": 1}]
+
+
+def test_no_state_is_written_after_a_batch_failed() -> None:
+    dispatcher, written = make()
+    cp = dispatcher.checkpointer
+    cp.received("s", 1)
+    dispatcher.submit("s", 1, lambda: None)
+    cp.add_state({"n": 1})
+    dispatcher.join()
+
+    def boom() -> None:
+        raise RuntimeError("API down")
+
+    cp.received("s", 1)
+    dispatcher.submit("s", 1, boom)
+    cp.add_state({"n": 2})
+    cp.received("s", 1)
+    with pytest.raises(RuntimeError, match="API down"):
+        dispatcher.join()
+    with pytest.raises(RuntimeError, match="API down"):
+        dispatcher.submit("s", 1, lambda: None)
+    assert written == [{"n": 1}]
+
+
+def test_a_batch_waits_for_an_in_flight_batch_holding_the_same_key() -> None:
+    dispatcher, _ = make()
+    order: list[str] = []
+    gate = threading.Event()
+
+    def first() -> None:
+        gate.wait()
+        order.append("old version")
+
+    dispatcher.submit("s", 1, first, holds=[("s", 1)])
+    dispatcher.submit("s", 1, lambda: order.append("new version"), holds=[("s", 1)])
+    time.sleep(0.1)
+    gate.set()
+    dispatcher.join()
+    assert order == ["old version", "new version"]
+
+
+def test_a_child_batch_waits_for_the_batch_that_writes_its_parent() -> None:
+    dispatcher, _ = make()
+    order: list[str] = []
+    gate = threading.Event()
+
+    def parent() -> None:
+        gate.wait()
+        order.append("company")
+
+    dispatcher.submit("companies", 1, parent, holds=[("companies", 7)])
+    dispatcher.submit("people", 1, lambda: order.append("person"), needs=[("companies", 7)])
+    time.sleep(0.1)
+    gate.set()
+    dispatcher.join()
+    assert order == ["company", "person"]
+
+
+def test_submit_blocks_when_max_in_flight_batches_are_out() -> None:
+    dispatcher, _ = make(max_in_flight=2)
+    gate = threading.Event()
+    dispatcher.submit("s", 1, gate.wait)
+    dispatcher.submit("s", 1, gate.wait)
+    third_submitted = threading.Event()
+
+    def submit_third() -> None:
+        dispatcher.submit("s", 1, lambda: None)
+        third_submitted.set()
+
+    threading.Thread(target=submit_third).start()
+    assert not third_submitted.wait(0.2)
+    gate.set()
+    assert third_submitted.wait(2)
+    dispatcher.join()

@@ -1,6 +1,6 @@
 """Proactive pacing shared by every request a target sends.
 
-One `RateLimiter` per API key, used by all worker threads. It holds one token bucket per limit
+One `RateLimiter` per API key, used by all worker threads. It holds one sliding window per limit
 window the API documents (Twenty: 100 per 60 s and 100 per 1 s; Jiandaoyun: 10 per 1 s per batch
 endpoint), a pause that a `Retry-After` sets for everybody, and can lower a window's limit when
 the server announces a smaller one (`X-RateLimit-Limit`).

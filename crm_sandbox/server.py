@@ -34,7 +34,9 @@ class Listener:
 
 def bind(name: str, app: ASGIApp, host: str, port: int) -> Listener:
     """Bind now (port 0 = a free port), so the URL is known before serving starts."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio enables TCP_NODELAY only then, otherwise every keep-alive
+    # answer waits ~40 ms behind the client's delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(1024)

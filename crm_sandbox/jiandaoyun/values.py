@@ -1,0 +1,276 @@
+"""Written values (contract §7): unwrap `{"value": …}`, check the type, store the read shape.
+
+What counts as valid, per widget type (anything else is saved as the type's empty value and
+reported as an `Issue`, never rejected, as upstream does):
+
+- text, textarea, radiogroup, combo: a string.
+- number: a JSON number (not a string, not a boolean, finite).
+- datetime: `YYYY-MM-DDTHH:MM[:SS[.ffffff]]Z` (UTC), or integer epoch milliseconds ≥ 10^11.
+  Read back as `"2018-01-01T10:10:10.000Z"`.
+- checkboxgroup, combocheck: a list of strings.
+- address: an object whose keys are among province, city, district, detail; string values.
+- phone: `{"phone": "<string>"}`, read back as `{"phone": …, "verified": false}`.
+- user: the username of a member of `MEMBERS`, read back as the member object.
+- dept: a `dept_no` of `DEPARTMENTS`, as a number or a string of digits, read back as the
+  department object.
+- subform: a list of rows, each an object of wrapped item values, checked the same way; read
+  back with a `_id` per row.
+
+Naive or offset datetime strings ("2024-01-01 10:00:00", "…+08:00") are wrong: the contract
+forbids naive strings and the project writes UTC `Z` only. A number below 10^11 is taken for
+epoch seconds (or 0), which upstream rejects. `{"value": null}` is valid for every type and
+clears the field. A value not wrapped as `{"value": …}` is saved as empty; an unknown name, a
+system field and a non-writable widget (`READ_ONLY_TYPES`) are ignored. A subform row may carry
+its `_id` (bare or wrapped) to keep it on update; any other row gets a new id.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+READ_ONLY_TYPES = frozenset({"sn", "linkdata", "signature", "aggregation"})
+SYSTEM_FIELDS = frozenset(
+    {"_id", "appId", "entryId", "creator", "updater", "deleter"}
+    | {"createTime", "updateTime", "deleteTime", "flowState"}
+)
+COMPANY_CREATOR = "jdy-admin"  # data_creator when none is given
+# The company's members and departments: what `user` and `dept` values may name.
+MEMBERS = {"jdy-admin": ("管理员", 1), "zhangsan": ("张三", 2), "lisi": ("李四", 2)}
+MEMBERS |= {"wangwu": ("王五", 3)}
+DEPARTMENTS = {1: ("示例公司", None), 2: ("销售部", 1), 3: ("市场部", 1)}
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH_MS_MIN = 10**11  # 1973-03-03; smaller numbers are epoch seconds or 0
+EPOCH_MS_MAX = 253_402_300_800_000  # year 10000
+ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?Z")
+ADDRESS_KEYS = frozenset({"province", "city", "district", "detail"})
+
+
+@dataclass
+class Issue:
+    """A written value the sandbox did not keep as sent."""
+
+    field: str
+    value: Any
+    reason: str
+    ignored: bool = False  # True: not written at all; False: saved as the empty value
+
+
+class Wrong(ValueError):
+    """A value of the wrong type (the message says what was expected)."""
+
+
+def member(username: str) -> dict[str, Any]:
+    name, dept = MEMBERS[username]
+    return {
+        "name": name,
+        "username": username,
+        "status": 1,
+        "type": 0,
+        "departments": [dept],
+        "integrate_id": None,
+    }
+
+
+def department(dept_no: int) -> dict[str, Any]:
+    name, parent = DEPARTMENTS[dept_no]
+    return {
+        "name": name,
+        "dept_no": dept_no,
+        "type": 1 if parent is None else 0,
+        "parent_no": parent,
+        "status": 1,
+        "integrate_id": None,
+    }
+
+
+def format_time(moment: datetime) -> str:
+    """A datetime as the API reads it: UTC, milliseconds, `Z`."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Wrong("expected a string")
+    return value
+
+
+def _number(value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise Wrong("expected a JSON number")
+    return value
+
+
+def _datetime(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not EPOCH_MS_MIN <= value < EPOCH_MS_MAX:
+            raise Wrong("epoch value out of range: expected milliseconds")
+        return format_time(EPOCH + timedelta(milliseconds=value))
+    if isinstance(value, str) and ISO_UTC.fullmatch(value):
+        try:
+            return format_time(datetime.fromisoformat(value))
+        except ValueError:
+            pass  # e.g. month 13
+    raise Wrong("expected an ISO-8601 UTC string ending in Z, or epoch milliseconds")
+
+
+def _strings(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise Wrong("expected a list of strings")
+    return list(value)
+
+
+def _address(value: Any) -> dict[str, str]:
+    if (
+        not isinstance(value, dict)
+        or not set(value) <= ADDRESS_KEYS
+        or not all(isinstance(v, str) for v in value.values())
+    ):
+        raise Wrong("expected {province, city, district, detail} strings")
+    return dict(value)
+
+
+def _phone(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or set(value) != {"phone"}:
+        raise Wrong('expected {"phone": "<string>"}')
+    if not isinstance(value["phone"], str):
+        raise Wrong('expected {"phone": "<string>"}')
+    return {"phone": value["phone"], "verified": False}
+
+
+def _user(value: Any) -> dict[str, Any]:
+    if not isinstance(value, str):
+        raise Wrong("expected a member username")
+    if value not in MEMBERS:
+        raise Wrong("no member with this username")
+    return member(value)
+
+
+def _dept(value: Any) -> dict[str, Any]:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Wrong("expected a dept_no")
+    if value not in DEPARTMENTS:
+        raise Wrong("no department with this dept_no")
+    return department(value)
+
+
+CHECKERS: dict[str, Callable[[Any], Any]] = {
+    "text": _string,
+    "textarea": _string,
+    "radiogroup": _string,
+    "combo": _string,
+    "number": _number,
+    "datetime": _datetime,
+    "checkboxgroup": _strings,
+    "combocheck": _strings,
+    "address": _address,
+    "phone": _phone,
+    "user": _user,
+    "dept": _dept,
+}
+WRITABLE_TYPES = frozenset(CHECKERS) | {"subform"}
+
+
+def empty(kind: str) -> Any:
+    """The value a field of this type reads as when nothing (valid) was written."""
+    if kind in ("text", "textarea", "radiogroup", "combo", "sn"):
+        return ""
+    if kind in ("checkboxgroup", "combocheck", "subform"):
+        return []
+    if kind in ("address", "phone"):
+        return {}
+    return None  # number, datetime, user, dept, linkdata, signature, aggregation
+
+
+def write_row(
+    widgets: list[dict[str, Any]],
+    data: dict[str, Any],
+    new_id: Callable[[], str],
+    old: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], list[Issue]]:
+    """Check one written row: the values to store (by widget id) and what was not kept.
+
+    `old` is the stored row an update applies to: its subform rows keep their ids when the
+    written rows name them.
+    """
+    by_name = {w["name"]: w for w in widgets}
+    values: dict[str, Any] = {}
+    issues: list[Issue] = []
+    for name, wrapped in data.items():
+        widget = by_name.get(name)
+        if widget is None:
+            reason = "system field is not writable" if name in SYSTEM_FIELDS else "unknown field"
+            issues.append(Issue(name, wrapped, reason, ignored=True))
+            continue
+        kind, key = widget["type"], widget["widgetName"]
+        if kind in READ_ONLY_TYPES:
+            issues.append(Issue(name, wrapped, f"a {kind} widget is not writable", ignored=True))
+            continue
+        if not isinstance(wrapped, dict) or "value" not in wrapped:
+            issues.append(Issue(name, wrapped, 'not wrapped as {"value": …}'))
+            values[key] = empty(kind)
+            continue
+        value = wrapped["value"]
+        if kind == "subform":
+            old_rows = (old or {}).get(key) or []
+            values[key] = _subform(widget, value, new_id, old_rows, issues)
+            continue
+        try:
+            values[key] = empty(kind) if value is None else CHECKERS[kind](value)
+        except Wrong as wrong:
+            issues.append(Issue(name, value, str(wrong)))
+            values[key] = empty(kind)
+    return values, issues
+
+
+def _subform(
+    widget: dict[str, Any],
+    value: Any,
+    new_id: Callable[[], str],
+    old_rows: list[dict[str, Any]],
+    issues: list[Issue],
+) -> list[dict[str, Any]]:
+    name = widget["name"]
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        issues.append(Issue(name, value, "expected a list of subform rows"))
+        return []
+    reusable = {row["_id"] for row in old_rows}
+    rows = []
+    for i, row in enumerate(value):
+        if not isinstance(row, dict):
+            issues.append(Issue(f"{name}[{i}]", row, "a subform row must be an object"))
+            continue
+        cells = dict(row)
+        given = cells.pop("_id", None)
+        if isinstance(given, dict):
+            given = given.get("value")
+        stored, row_issues = write_row(widget["items"], cells, new_id)
+        issues.extend(
+            Issue(f"{name}[{i}].{x.field}", x.value, x.reason, x.ignored) for x in row_issues
+        )
+        row_id = given if given in reusable else new_id()
+        reusable.discard(row_id)  # two rows naming the same _id: the second gets a new one
+        blank = {item["widgetName"]: empty(item["type"]) for item in widget["items"]}
+        rows.append({"_id": row_id, **blank, **stored})
+    return rows
+
+
+def render(widgets: list[dict[str, Any]], values: dict[str, Any]) -> dict[str, Any]:
+    """Stored values (by widget id) in read shape: by `name`, every widget present."""
+    out: dict[str, Any] = {}
+    for widget in widgets:
+        value = values.get(widget["widgetName"], empty(widget["type"]))
+        if widget["type"] == "subform":
+            value = [{"_id": row["_id"], **render(widget["items"], row)} for row in value]
+        out[widget["name"]] = value
+    return out

@@ -1,0 +1,396 @@
+"""Seeded fake OKKI data: companies with contacts and custom fields, and their opportunities.
+
+The data is messy the way real CRM data is: Chinese and English names, homepages in mixed case
+or missing, contacts without an email or sharing one across companies, and companies that share
+an `update_time` second (bulk edits and automations make ties common).
+"""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from crm_sandbox.okki.records import (
+    CONTACT_TYPES,
+    CUSTOM_FIELD_GROUPS,
+    ORIGINS,
+    STAGES,
+    TAGS,
+    TRAIL_STATUSES,
+    USERS,
+    Company,
+    Contact,
+    Opportunity,
+    format_date,
+)
+
+T = TypeVar("T")
+DAY = 86_400
+HISTORY_DAYS = 30  # generated update_times fall in the 30 days before the sandbox started
+
+
+@dataclass(frozen=True)
+class _Country:
+    code: str
+    phone: str
+    cities: tuple[tuple[str, str], ...]  # (province, city); province only where it is used
+    streets: tuple[str, ...]
+    suffixes: tuple[str, ...]
+    tld: str
+
+
+_COUNTRIES = (
+    _Country(
+        "CN",
+        "86",
+        (("广东", "深圳"), ("浙江", "宁波"), ("上海", "上海"), ("浙江", "义乌")),
+        ("南山区科技园路", "鄞州区天童路", "浦东新区张江路", "稠城街道工人北路"),
+        ("有限公司", "贸易有限公司", "实业有限公司"),
+        ".cn",
+    ),
+    _Country(
+        "US",
+        "1",
+        (("CA", "Los Angeles"), ("NY", "New York"), ("TX", "Houston"), ("IL", "Chicago")),
+        ("Main St", "Commerce Blvd", "Harbor Ave", "Industrial Pkwy"),
+        ("Inc.", "LLC", "Corp."),
+        ".com",
+    ),
+    _Country(
+        "DE",
+        "49",
+        (("", "Berlin"), ("", "Hamburg"), ("", "München")),
+        ("Hauptstraße", "Industriestraße", "Hafenweg"),
+        ("GmbH", "AG", "GmbH & Co. KG"),
+        ".de",
+    ),
+    _Country(
+        "GB",
+        "44",
+        (("", "London"), ("", "Manchester"), ("", "Birmingham")),
+        ("High Street", "Station Road", "Mill Lane"),
+        ("Ltd", "Limited", "PLC"),
+        ".co.uk",
+    ),
+    _Country(
+        "FR",
+        "33",
+        (("", "Paris"), ("", "Lyon"), ("", "Marseille")),
+        ("Rue de la République", "Avenue Jean Jaurès", "Quai du Port"),
+        ("SARL", "SAS"),
+        ".fr",
+    ),
+    _Country(
+        "ES",
+        "34",
+        (("", "Madrid"), ("", "Barcelona"), ("", "Valencia")),
+        ("Calle Mayor", "Avenida de América", "Calle del Puerto"),
+        ("S.L.", "S.A."),
+        ".es",
+    ),
+    _Country(
+        "AE",
+        "971",
+        (("", "Dubai"), ("", "Sharjah")),
+        ("Sheikh Zayed Rd", "Al Maktoum St"),
+        ("LLC", "FZE", "General Trading LLC"),
+        ".ae",
+    ),
+    _Country(
+        "AU",
+        "61",
+        (("NSW", "Sydney"), ("VIC", "Melbourne")),
+        ("George St", "Collins St"),
+        ("Pty Ltd",),
+        ".com.au",
+    ),
+    _Country(
+        "BR",
+        "55",
+        (("SP", "São Paulo"), ("RJ", "Rio de Janeiro")),
+        ("Avenida Paulista", "Rua das Flores"),
+        ("Ltda.", "S.A."),
+        ".com.br",
+    ),
+    _Country(
+        "JP",
+        "81",
+        (("", "Tokyo"), ("", "Osaka")),
+        ("Chiyoda", "Kita-ku"),
+        ("Co., Ltd.", "K.K."),
+        ".jp",
+    ),
+)
+# Drawn uniformly from this pool, so repeats are the weights.
+_COUNTRY_POOL = tuple(
+    c
+    for c, weight in zip(_COUNTRIES, (14, 22, 12, 10, 6, 6, 8, 8, 7, 7), strict=True)
+    for _ in range(weight)
+)
+
+_CN_CORES = ("华强", "瑞丰", "鑫达", "宏远", "恒信", "金鹏", "海天", "永盛", "博远", "星辰")
+_CN_TRADES = ("电子", "五金", "纺织", "照明", "机械", "包装", "家居", "塑胶")
+_EN_CORES = (
+    "Acme",
+    "Nordic",
+    "Global",
+    "Blue Ocean",
+    "Sunrise",
+    "Atlas",
+    "Pioneer",
+    "Everest",
+    "Golden Gate",
+    "Alpine",
+    "Redwood",
+    "Harbor",
+    "Summit",
+    "Falcon",
+)
+_EN_TRADES = ("Trading", "Imports", "Supplies", "Industries", "Electronics", "Home", "Tools", "")
+_FIRST_NAMES = (
+    "Anna",
+    "James",
+    "Maria",
+    "Lukas",
+    "Sofia",
+    "Omar",
+    "Emma",
+    "Carlos",
+    "Yuki",
+    "Liam",
+)
+_LAST_NAMES = ("Schmidt", "Smith", "García", "Rossi", "Müller", "Khan", "Brown", "Silva", "Sato")
+# García → garcia, Müller → muller: email addresses are ASCII even when names are not.
+_EMAIL_NAMES = {
+    name: unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    for name in _FIRST_NAMES + _LAST_NAMES
+}
+_CN_NAMES = ("张伟", "王芳", "李强", "刘洋", "陈杰", "杨丽", "赵敏", "黄磊")
+_POSTS = (
+    "Buyer",
+    "Purchasing Manager",
+    "CEO",
+    "Sourcing Specialist",
+    "Owner",
+    "采购经理",
+    "总经理",
+)
+_SHARED_EMAILS = ("info@globalsourcing.com", "purchasing@tradehub.net", "buyer@gmail.com")
+_INDUSTRIES = ("Retail", "Wholesale", "Manufacturing", "E-commerce", "Construction", "")
+_INCOTERMS = ("FOB", "CIF", "EXW", "DDP", "")
+_CERTIFICATIONS = ("CE", "RoHS", "ISO 9001", "FCC", "UL")
+_PRODUCTS = ("LED panels", "Hand tools", "Cotton fabric", "Packaging film", "Furniture fittings")
+_CURRENCIES = ("USD", "USD", "USD", "EUR", "CNY", "GBP")
+_USER_IDS = tuple(USERS)
+_STATUS_IDS = tuple(TRAIL_STATUSES)
+_ORIGIN_IDS = tuple(ORIGINS)
+_TAG_IDS = tuple(TAGS)
+_STAGE_IDS = tuple(STAGES)
+_REMARKS = (
+    "",
+    "",
+    "",
+    "Met at Canton Fair",
+    "Prefers WhatsApp",
+    "大客户，优先跟进",
+    "Asked for catalog",
+)
+
+
+class Generator:
+    """Builds records from one seeded random stream; also makes the later edits and inserts.
+
+    Draws go through `random()` directly: `Random.choice`/`randint` cost ~10x more, and 100,000
+    companies take some 70 draws each.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self._random = self.rng.random
+        self._company_id = 56_650_000_000_000  # 14-digit ids, as upstream
+        self._customer_id = 7_000_000
+        self._opportunity_id = 880_000
+        self._serial = 0
+
+    def _pick(self, options: Sequence[T]) -> T:
+        return options[int(self._random() * len(options))]
+
+    def _int(self, low: int, high: int) -> int:
+        """Uniform in low..high, both included."""
+        return low + int(self._random() * (high - low + 1))
+
+    def _some(self, options: Sequence[T], counts: Sequence[int]) -> tuple[T, ...]:
+        """A few distinct options; how many is drawn from `counts`."""
+        k = self._pick(counts)
+        chosen: list[T] = []
+        while len(chosen) < k:  # rejection is cheap: k is tiny next to len(options)
+            option = self._pick(options)
+            if option not in chosen:
+                chosen.append(option)
+        return tuple(chosen)
+
+    def initial(self, count: int, started: int) -> tuple[list[Company], list[Opportunity]]:
+        """`count` companies updated in the 30 days before `started`; ~40% have opportunities."""
+        companies: list[Company] = []
+        opportunities: list[Opportunity] = []
+        for _ in range(count):
+            if companies and self._random() < 0.15:  # a tie with an earlier company's second
+                updated = self._pick(companies).update_time
+            else:
+                updated = started - self._int(60, HISTORY_DAYS * DAY)
+            created = updated - self._int(3_600, 900 * DAY)
+            company = self.company(created, updated, started)
+            companies.append(company)
+            if self._random() < 0.4:
+                for _ in range(self._int(1, 3)):
+                    earliest = max(created + 120, started - HISTORY_DAYS * DAY)
+                    opp_updated = self._int(earliest, started - 60)
+                    opp_created = self._int(created, opp_updated - 60)
+                    opportunities.append(self.opportunity(company, opp_created, opp_updated))
+        return companies, opportunities
+
+    def company(self, created: int, updated: int, now: int) -> Company:
+        pick, draw, num = self._pick, self._random, self._int
+        self._company_id += num(1, 5_000)
+        self._serial += 1
+        country = pick(_COUNTRY_POOL)
+        province, city = pick(country.cities)
+        if country.code == "CN" or draw() < 0.05:  # some Chinese-run companies abroad
+            core = pick(_CN_CORES)
+            name = f"{city}{core}{pick(_CN_TRADES)}{pick(_COUNTRIES[0].suffixes)}"
+            short_name, slug = core, f"{pick(('hq', 'rf', 'xd', 'hy'))}{num(1, 999)}"
+            address = f"{pick(country.streets)}{num(1, 300)}号"
+        else:
+            core, trade = pick(_EN_CORES), pick(_EN_TRADES)
+            name = " ".join(p for p in (core, trade, pick(country.suffixes)) if p)
+            short_name = core if draw() < 0.6 else ""
+            slug = f"{core}{trade}".replace(" ", "")
+            address = f"{num(1, 300)} {pick(country.streets)}"
+        owners = self._some(_USER_IDS, (0, 1, 1, 1, 1, 1, 2))
+        editors = owners or _USER_IDS
+        return Company(
+            company_id=self._company_id,
+            serial_id=f"KH{self._serial:06d}",
+            name=name,
+            short_name=short_name,
+            country=country.code,
+            province=province,
+            city=city,
+            address=address,
+            homepage=self._homepage(slug, country.tld),
+            tel=(country.phone, str(num(10**8, 10**10))) if draw() < 0.8 else ("", ""),
+            fax="" if draw() < 0.9 else str(num(10**8, 10**9)),
+            remark=pick(_REMARKS),
+            star=num(0, 5),
+            intention_level=num(0, 3),
+            scale_id=num(1, 6),
+            group_id=pick((0, 0, 1, 2, 3)),
+            trail_status=pick(_STATUS_IDS),
+            origins=self._some(_ORIGIN_IDS, (0, 1, 1, 2)),
+            tags=self._some(_TAG_IDS, (0, 0, 1, 2)),
+            owners=owners,
+            create_user=pick(editors),
+            last_edit_user=pick(editors),
+            archive_type=pick((1, 1, 1, 2, 4, 6, 7)),
+            create_time=created,
+            update_time=updated,
+            edit_time=num(created, updated),
+            order_time=0 if draw() < 0.4 else num(created, max(created, now)),
+            next_follow_up_time=0 if draw() < 0.7 else now + num(DAY, 30 * DAY),
+            custom=self._custom_values(),
+            customers=[self.contact(slug, country, i == 0) for i in range(num(0, 4))],
+        )
+
+    def _homepage(self, slug: str, tld: str) -> str:
+        form = self._int(0, 5)
+        if form == 0:
+            return ""
+        if form == 1:
+            return f"HTTPS://{slug.capitalize()}{tld}/"
+        if form == 2:
+            return f"www.{slug.lower()}{tld}"
+        if form == 3:
+            return f"http://{slug.lower()}{tld}"
+        return f"https://www.{slug.lower()}{tld}"
+
+    def _custom_values(self) -> tuple[object, ...]:
+        by_id = {
+            3001: self._pick(_INDUSTRIES),
+            3002: self._pick((0, 250_000, 1_200_000, 8_000_000)),
+            3003: f"{self._int(1960, 2020)}-{self._int(1, 12):02d}-{self._int(1, 28):02d}",
+            3101: ", ".join(self._some(_PRODUCTS, (0, 1, 2))),
+            3102: self._pick(_INCOTERMS),
+            3103: list(self._some(_CERTIFICATIONS, (0, 1, 2))),
+        }
+        return tuple(by_id[fid] for _, _, fields in CUSTOM_FIELD_GROUPS for fid, _, _ in fields)
+
+    def contact(self, slug: str, country: _Country, main: bool) -> Contact:
+        pick, draw, num = self._pick, self._random, self._int
+        self._customer_id += num(1, 9)
+        if country.code == "CN":
+            name = pick(_CN_NAMES)
+            local = f"{pick(('sales', 'zhang', 'wang', 'li'))}{num(1, 99)}"
+        else:
+            first, last = pick(_FIRST_NAMES), pick(_LAST_NAMES)
+            name, local = f"{first} {last}", f"{_EMAIL_NAMES[first]}.{_EMAIL_NAMES[last]}"
+        roll = draw()
+        if roll < 0.15:
+            email = ""
+        elif roll < 0.22:
+            email = pick(_SHARED_EMAILS)
+        elif roll < 0.3:  # typed by hand: mixed case
+            email = f"{local.capitalize()}@{slug.capitalize()}{country.tld.upper()}"
+        else:
+            email = f"{local}@{slug.lower()}{country.tld}"
+        return Contact(
+            customer_id=self._customer_id,
+            name=name,
+            email=email,
+            tel=((country.phone, str(num(10**8, 10**10))),) if draw() < 0.7 else (),
+            post=pick(_POSTS),
+            post_grade=num(0, 3),
+            gender=num(0, 2),
+            birth="" if draw() < 0.8 else f"19{num(60, 99)}-0{num(1, 9)}-1{num(0, 9)}",
+            remark="",
+            main=main,
+            contact=tuple(
+                (kind, f"{local}-{num(10, 99)}") for kind in self._some(CONTACT_TYPES, (0, 0, 1, 2))
+            ),
+        )
+
+    def opportunity(self, company: Company, created: int, updated: int) -> Opportunity:
+        self._opportunity_id += self._int(1, 9)
+        main = next((p.customer_id for p in company.customers if p.main), 0)
+        return Opportunity(
+            opportunity_id=self._opportunity_id,
+            serial_id=f"OP-{self._opportunity_id - 880_000:06d}",
+            name=f"{self._pick(_PRODUCTS)} order",
+            company_id=company.company_id,
+            customer_id=main,
+            amount=round(500 + self._random() * 199_500, 2),
+            currency=self._pick(_CURRENCIES),
+            stage=self._pick(_STAGE_IDS),
+            account_date=format_date(updated + self._int(-30, 120) * DAY),
+            user_id=self._pick(company.owners or _USER_IDS),
+            create_time=created,
+            update_time=updated,
+            remark=self._pick(_REMARKS),
+        )
+
+    # Edits made by the control routes and the churn knob -------------------------------------
+
+    def edit_company(self, company: Company, now: int) -> None:
+        """Change a few fields the way a salesperson would (the caller moves update_time)."""
+        company.remark = f"Edited {self._int(1000, 9999)}"
+        company.star = self._int(0, 5)
+        company.last_edit_user = self._pick(company.owners or _USER_IDS)
+        company.edit_time = now
+        if company.customers:
+            self._pick(company.customers).post = self._pick(_POSTS)
+
+    def edit_opportunity(self, opportunity: Opportunity) -> None:
+        opportunity.stage = self._pick(_STAGE_IDS)
+        opportunity.amount = round(500 + self._random() * 199_500, 2)

@@ -1,0 +1,51 @@
+"""Field values computed from a record: `{"expression": "int(amount * 1000000)"}` in a mapping.
+
+The SDK's own `stream_maps` can compute properties too, but they type every new property as
+non-nullable (a `None` from `x if x else None` then fails validation), so a value that is
+sometimes missing cannot be expressed there. Our mappings evaluate expressions after
+validation instead, with the same `simpleeval` language the SDK uses: the record's properties
+are names, `record` is the whole record, and only side-effect-free functions are available.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import simpleeval
+
+
+class ExpressionError(ValueError):
+    """An expression that does not parse, or fails on a record."""
+
+
+FUNCTIONS = {
+    **simpleeval.DEFAULT_FUNCTIONS,
+    "bool": bool,
+    "round": round,
+    "len": len,
+    "abs": abs,
+    "min": min,
+    "max": max,
+    "datetime": simpleeval.ModuleWrapper(dt),
+}
+
+
+class Expression:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        try:
+            self._parsed = simpleeval.EvalWithCompoundTypes().parse(source)
+        except SyntaxError as exc:
+            raise ExpressionError(f"cannot parse expression {source!r}: {exc.msg}") from exc
+
+    def __call__(self, record: dict[str, Any]) -> Any:
+        names = {**record, "record": record}
+        evaluator = simpleeval.EvalWithCompoundTypes(names=names, functions=FUNCTIONS)
+        try:
+            return evaluator.eval(self.source, previously_parsed=self._parsed)
+        except Exception as exc:  # any failure of user code on user data
+            raise ExpressionError(f"expression {self.source!r} failed: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"Expression({self.source!r})"

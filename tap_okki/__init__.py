@@ -1,0 +1,1 @@
+"""tap-okki: a Singer tap for OKKI (Xiaoman / 小满) CRM."""

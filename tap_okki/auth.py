@@ -1,0 +1,162 @@
+"""OKKI access tokens: fetched once, shared by every thread, renewed shortly before expiry.
+
+`POST /v1/oauth2/access_token` with a JSON `client_credentials` body (okki.md §2). A data call
+answered HTTP 401 `access_denied` (token expired early or revoked) calls `renew(failed)`:
+the first thread to report a token fetches a new one, the others simply pick it up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import backoff
+import requests
+from singer_sdk.authenticators import APIAuthenticatorBase
+
+from tap_okki.errors import OkkiApiError, OkkiAuthError, OkkiRetriableError
+from tap_okki.pacing import Pacer
+from tap_okki.retry import TRANSPORT_ERRORS, RetryPolicy, retry_after_seconds
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PATH = "/v1/oauth2/access_token"
+DEFAULT_LIFETIME = 28_800  # seconds; upstream may omit `expires_in` (okki.md Background)
+MAX_RENEWAL_MARGIN = 300.0  # renew this long before expiry (ARK's observed practice) …
+RENEWAL_SHARE = 0.1  # … or a tenth of the lifetime, for short-lived tokens
+
+
+@dataclass(frozen=True)
+class Credentials:
+    client_id: str
+    client_secret: str
+    scope: str
+
+    def __repr__(self) -> str:  # never show the secret, even in a debugger or a traceback
+        return f"Credentials(client_id={self.client_id!r}, scope={self.scope!r})"
+
+
+class OkkiAuthenticator(APIAuthenticatorBase):
+    """Adds `Authorization: Bearer <token>` to every request; thread-safe."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials,
+        session: requests.Session,
+        pacer: Pacer,
+        retry: RetryPolicy,
+        timeout: float,
+    ) -> None:
+        super().__init__()
+        self._url = f"{base_url}{TOKEN_PATH}"
+        self._credentials = credentials
+        self._session = session
+        self._pacer = pacer
+        self._retry = retry
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._renew_at = 0.0  # time.monotonic() after which the cached token is not used
+
+    def __repr__(self) -> str:
+        return f"OkkiAuthenticator(url={self._url!r})"
+
+    # Used by singer-sdk for every request ---------------------------------------------------
+    def authenticate_request(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        return request
+
+    # Token cache ----------------------------------------------------------------------------
+    def token(self) -> str:
+        with self._lock:
+            if self._token is None or time.monotonic() >= self._renew_at:
+                self._fetch()
+            assert self._token is not None
+            return self._token
+
+    def renew(self, failed_request: requests.PreparedRequest) -> None:
+        """OKKI refused the token this request carried: fetch a new one unless done already."""
+        failed = failed_request.headers.get("Authorization", "").removeprefix("Bearer ")
+        with self._lock:
+            if self._token is None or self._token == failed:
+                logger.info(
+                    "OKKI refused the access token (expired or revoked); fetching a new one"
+                )
+                self._fetch()
+
+    def _fetch(self) -> None:
+        """Fetch a token (lock held): paced and retried like any other call."""
+        fetch = backoff.on_exception(
+            self._retry.waits,
+            (OkkiRetriableError, *TRANSPORT_ERRORS),
+            max_tries=self._retry.max_attempts,
+            jitter=None,
+            on_backoff=_log_backoff,
+            logger=None,
+        )(self._request_token)
+        started = time.monotonic()
+        body = fetch()
+        lifetime = float(body.get("expires_in") or DEFAULT_LIFETIME)
+        margin = min(MAX_RENEWAL_MARGIN, lifetime * RENEWAL_SHARE)
+        self._token = str(body["access_token"])
+        self._renew_at = started + lifetime - margin
+        logger.info("Fetched an OKKI access token (valid for %.0f s)", lifetime)
+
+    def _request_token(self) -> dict:
+        c = self._credentials
+        self._pacer.wait()
+        response = self._session.post(
+            self._url,
+            json={
+                "grant_type": "client_credentials",
+                "client_id": c.client_id,
+                "client_secret": c.client_secret,
+                "scope": c.scope,
+            },
+            timeout=self._timeout,
+        )
+        status = response.status_code
+        if status == 429 or status >= 500:
+            retry_after = retry_after_seconds(response)
+            if status == 429 and retry_after:
+                self._pacer.pause(retry_after)
+            raise OkkiRetriableError(TOKEN_PATH, f"HTTP {status}", retry_after, status == 429)
+        body = _json_or_none(response)
+        if status == 200 and isinstance(body, dict) and body.get("access_token"):
+            return body
+        error = str(body.get("error") or body.get("message") or "") if body else ""
+        if error == "invalid_scope" or "scope" in error:
+            raise OkkiAuthError(
+                TOKEN_PATH,
+                f"HTTP {status}",
+                error,
+                "Check the 'scope' setting (space-separated modules).",
+            )
+        if status in (400, 401, 403):
+            raise OkkiAuthError(
+                TOKEN_PATH,
+                f"HTTP {status}",
+                error or "credentials refused",
+                "OKKI refused the 'client_id'/'client_secret' settings: check both.",
+            )
+        raise OkkiApiError(TOKEN_PATH, f"HTTP {status}", error or "no access_token in the answer")
+
+
+def _json_or_none(response: requests.Response) -> dict | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _log_backoff(details: dict) -> None:
+    logger.warning(
+        "Token request failed (%s); retry %d in %.2f s",
+        details.get("exception"),
+        details.get("tries", 0),
+        details.get("wait", 0.0),
+    )

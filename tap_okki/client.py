@@ -1,0 +1,389 @@
+"""The base OKKI streams: URL, token, pacing, the response envelope, retries, windows.
+
+Every call goes through `OkkiStream.get_data()`: paced under the run's shared rate, sent with
+the shared token, retried with backoff on throttling, server errors and lost connections, and
+unwrapped from OKKI's envelope (`{"code", "message", "now", "data"}`), whose `code` decides
+success or failure even on HTTP 200 (okki.md §3–4).
+
+`OkkiListStream` adds the incremental window: [bookmark − look-back, run start], read with
+`windows.WindowReader` and bookmarked at the window's end, never at the newest row seen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import logging
+import threading
+import typing as t
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+import backoff
+import requests
+from singer_sdk.streams import RESTStream
+
+from tap_okki.auth import OkkiAuthenticator
+from tap_okki.conform import conform
+from tap_okki.errors import CompanyNotFound, OkkiApiError, OkkiAuthError, OkkiRetriableError
+from tap_okki.pacing import Pacer
+from tap_okki.retry import TRANSPORT_ERRORS, RetryPolicy, retry_after_seconds
+from tap_okki.times import format_okki_time, parse_okki_time
+from tap_okki.windows import Page, Window, WindowReader
+
+if t.TYPE_CHECKING:
+    from backoff.types import Details
+    from singer_sdk.helpers.types import Context
+
+COMPANY_INFO_PATH = "/v1/company/info"
+SUCCESS_CODES = (200, 0)  # okki.md §3.2: both mean success
+_HINTS = {
+    400: "OKKI refused a request tap-okki built; please report this as a tap-okki bug.",
+    403: "The token lacks a module: check the 'scope' setting and the app's permissions.",
+}
+
+
+@dataclass
+class OkkiConnection:
+    """What every stream of one run shares: one session, one pace, one token, one clock."""
+
+    base_url: str
+    session: requests.Session
+    pacer: Pacer
+    authenticator: OkkiAuthenticator
+    retry: RetryPolicy
+    timeout: float
+    tz: ZoneInfo
+    _run_end: dt.datetime | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run_end(self, ask_server: Callable[[], str | None]) -> dt.datetime:
+        """The end of every window of this run: OKKI's `now` from the run's first answer.
+
+        The server's clock, not ours: a skewed local clock must not push the bookmark past
+        what OKKI has actually written.
+        """
+        with self._lock:
+            if self._run_end is None:
+                now = ask_server()
+                if now:
+                    self._run_end = parse_okki_time(now, self.tz)
+                else:  # not seen from OKKI, but then our clock minus a margin is the best bet
+                    self._run_end = dt.datetime.now(self.tz).replace(microsecond=0)
+                    self._run_end -= dt.timedelta(minutes=2)
+                    logging.getLogger(__name__).warning(
+                        "OKKI's answer carried no 'now'; the window ends at %s (local clock)",
+                        self._run_end.isoformat(),
+                    )
+            return self._run_end
+
+
+class OkkiStream(RESTStream):
+    """An OKKI endpoint: everything about talking to the API, nothing about one entity."""
+
+    # Paging is done by `windows.WindowReader`, not by the SDK's paginators (see there).
+    records_jsonpath = "$.data.list[*]"
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unmapped_fields: set[str] = set()  # reported once each
+
+    @property
+    def connection(self) -> OkkiConnection:
+        return self._tap.connection  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def url_base(self) -> str:
+        return self.connection.base_url
+
+    @property
+    def authenticator(self) -> OkkiAuthenticator:
+        return self.connection.authenticator
+
+    @property
+    def requests_session(self) -> requests.Session:
+        return self.connection.session
+
+    @property
+    def timeout(self) -> float:  # type: ignore[override]
+        return self.connection.timeout
+
+    def get_new_paginator(self) -> None:
+        return None
+
+    def typed(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        """`record` typed as the schema says; fields OKKI added since are dropped (said once)."""
+        unknown = set(record) - set(self.schema["properties"]) - self._unmapped_fields
+        if unknown:
+            self._unmapped_fields |= unknown
+            self.logger.info(
+                "%s: ignoring fields OKKI sent that the schema lacks: %s",
+                self.name,
+                sorted(unknown),
+            )
+        return conform(record, self.schema, self.connection.tz)
+
+    # Calls --------------------------------------------------------------------------------------
+    def get_data(self, path: str, params: dict[str, t.Any], context: Context | None) -> dict:
+        """GET `path`; the whole envelope of a successful answer (its `data`, `now`…)."""
+        request = requests.Request(
+            "GET",
+            f"{self.url_base}{path}",
+            params=params,
+            headers={"User-Agent": self.user_agent, **self.http_headers},
+        ).prepare()
+        response = self.request_decorator(self._request)(request, context)
+        return _envelope(response) or {}
+
+    def _request(
+        self, prepared_request: requests.PreparedRequest, context: Context | None
+    ) -> requests.Response:
+        """One attempt (the backoff decorator repeats it), plus the one token renewal."""
+        response = self._send(prepared_request, context)
+        if _access_denied(response):
+            # Expired early or revoked (okki.md §2.4): a new token, then this call once more.
+            self.authenticator.renew(prepared_request)
+            response = self._send(prepared_request, context)
+            if _access_denied(response):
+                raise OkkiAuthError(
+                    _endpoint(response),
+                    "HTTP 401",
+                    str((_envelope(response) or {}).get("error") or "access_denied"),
+                    "OKKI refused a freshly issued token too; check the app's permissions.",
+                )
+        self.validate_response(response)
+        return response
+
+    def _send(
+        self, prepared_request: requests.PreparedRequest, context: Context | None
+    ) -> requests.Response:
+        self.connection.pacer.wait()
+        self.authenticator(prepared_request)
+        response = self.requests_session.send(
+            prepared_request, timeout=self.timeout, allow_redirects=self.allow_redirects
+        )
+        self._write_request_duration_log(
+            endpoint=_endpoint(response), response=response, context=context, extra_tags=None
+        )
+        return response
+
+    # Answers ------------------------------------------------------------------------------------
+    def validate_response(self, response: requests.Response) -> None:
+        """Sort an answer into success, retry, skip (a missing company) or stop (okki.md §4)."""
+        endpoint = _endpoint(response)
+        status = response.status_code
+        if status in (408, 429) or status >= 500:
+            raise OkkiRetriableError(
+                endpoint,
+                f"HTTP {status}",
+                retry_after=retry_after_seconds(response),
+                throttled=status == 429,
+                response=response,
+            )
+        body = _envelope(response)
+        if status != 200:
+            message = str((body or {}).get("error") or (body or {}).get("message") or "")
+            raise OkkiApiError(endpoint, f"HTTP {status}", message or response.reason)
+        if body is None:  # cut short by a proxy or the network: worth another try
+            raise OkkiRetriableError(endpoint, "the answer was not JSON", response=response)
+        code = _code(body.get("code"))
+        message = str(body.get("message") or "")
+        if code in SUCCESS_CODES:
+            return
+        if code == 429:
+            raise OkkiRetriableError(
+                endpoint,
+                f"code 429 {message}",
+                retry_after=retry_after_seconds(response),
+                throttled=True,
+                response=response,
+            )
+        if code == 404 and endpoint == COMPANY_INFO_PATH:
+            company_id = parse_qs(urlsplit(response.url).query).get("company_id", ["?"])[0]
+            raise CompanyNotFound(company_id, message)
+        raise OkkiApiError(endpoint, code, message, _HINTS.get(code or 0, ""))
+
+    def response_error_message(self, response: requests.Response) -> str:
+        """Status and path only: OKKI bodies may hold customer data, headers hold tokens."""
+        return f"HTTP {response.status_code} {response.reason} for path {_endpoint(response)}"
+
+    # Retries ------------------------------------------------------------------------------------
+    def request_decorator(self, func: t.Callable) -> t.Callable:
+        return backoff.on_exception(
+            self.backoff_wait_generator,
+            (OkkiRetriableError, *TRANSPORT_ERRORS),
+            max_tries=self.backoff_max_tries,
+            on_backoff=self.backoff_handler,
+            on_giveup=self._log_giveup,
+            jitter=None,  # `RetryPolicy.waits` jitters itself, never below Retry-After
+            logger=None,  # our handlers log, without request arguments
+        )(func)
+
+    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:  # type: ignore[override]
+        return self.connection.retry.waits()
+
+    def backoff_max_tries(self) -> int:
+        return self.connection.retry.max_attempts
+
+    def backoff_handler(self, details: Details) -> None:
+        exception = details.get("exception")
+        wait = float(details.get("wait") or 0.0)
+        retry_after = getattr(exception, "retry_after", None)
+        if getattr(exception, "throttled", False) and retry_after:
+            # The server said when it takes calls again: that holds for every thread. Our own
+            # (longer, jittered) backoff stays with this call, so threads do not stampede
+            # together when the pause ends.
+            self.connection.pacer.pause(retry_after)
+        self.logger.warning(
+            "%s; attempt %d of %d failed, retrying in %.2f s",
+            _describe(exception),
+            details.get("tries", 0),
+            self.connection.retry.max_attempts,
+            wait,
+        )
+
+    def _log_giveup(self, details: Details) -> None:
+        self.logger.error(
+            "%s; giving up after %d attempts in %.1f s",
+            _describe(details.get("exception")),
+            details.get("tries", 0),
+            details.get("elapsed", 0.0),
+        )
+
+
+class OkkiListStream(OkkiStream):
+    """A list endpoint read incrementally, window by window (see `windows.py`)."""
+
+    replication_key = "update_time"
+    is_sorted = False  # newest first, and re-scans repeat rows: never resumable by record
+    extra_list_params: t.ClassVar[dict[str, t.Any]] = {}
+
+    # The window and the bookmark ----------------------------------------------------------------
+    def run_window(self, context: Context | None) -> Window:
+        """[bookmark − look-back, run start], or [start_date, run start] on the first run."""
+        tz = self.connection.tz
+        state = self.get_context_state(context)
+        bookmark = state.get("replication_key_value")
+        if state.get("replication_key") != self.replication_key:
+            bookmark = None
+        start_date = self._tap.start_date  # type: ignore[attr-defined]
+        start = None
+        if bookmark:
+            lookback = dt.timedelta(minutes=self.config.get("lookback_minutes", 10))
+            start = dt.datetime.fromisoformat(bookmark).astimezone(tz) - lookback
+        if start_date and (start is None or start < start_date):
+            start = start_date
+        end = self.connection.run_end(self._ask_server_time)
+        if start is not None and start > end:
+            self.logger.warning(
+                "%s: the bookmark %s is after OKKI's clock (%s); reading nothing",
+                self.name,
+                bookmark,
+                end.isoformat(),
+            )
+            start = end + dt.timedelta(seconds=1)
+        self.logger.info(
+            "%s: reading updates from %s to %s",
+            self.name,
+            start.isoformat() if start else "the beginning",
+            end.isoformat(),
+        )
+        return Window(start, end)
+
+    def save_bookmark(self, context: Context | None, moment: dt.datetime) -> None:
+        """Everything up to `moment` is emitted: bookmark it and emit STATE now."""
+        state = self.get_context_state(context)
+        state["replication_key"] = self.replication_key
+        state["replication_key_value"] = moment.isoformat()
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+    def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
+        """Not from records: the bookmark is the window end (`save_bookmark`), because rows
+        come newest first, are re-read after shifts, and the newest row seen says nothing
+        about rows not yet read."""
+
+    def get_replication_key_signpost(self, context: Context | None = None) -> None:
+        return None  # the window end from OKKI's clock plays that role
+
+    def get_batch_config(self, config: t.Mapping) -> None:
+        return None  # BATCH files would be written after the STATE of their window
+
+    # Reading ------------------------------------------------------------------------------------
+    def reader(
+        self, context: Context | None, label: str | None = None, **params: t.Any
+    ) -> WindowReader:
+        """A reader of this list, with extra filter parameters (e.g. `removed=1`)."""
+        page_size = int(self.config.get("page_size", 100))
+
+        def fetch(window: Window, number: int) -> Page:
+            query = {
+                **self.extra_list_params,
+                **params,
+                "start_index": number,
+                "count": page_size,
+                "start_time": _okki(window.start, self.connection.tz),
+                "end_time": _okki(window.end, self.connection.tz),
+            }
+            data = self.get_data(self.path, query, context).get("data") or {}
+            rows = data.get("list") or []
+            return Page(rows=list(rows), total=int(data.get("totalItem") or 0))
+
+        return WindowReader(
+            fetch=fetch,
+            page_size=page_size,
+            key=self.primary_keys[0],
+            label=label or self.name,
+            logger=self.logger,
+            max_rows=int(self.config.get("max_rows_per_window", 2000)),
+        )
+
+    def _ask_server_time(self) -> str | None:
+        """The cheapest call that shows OKKI's clock: one row of this list."""
+        body = self.get_data(self.path, {"start_index": 1, "count": 1}, None)
+        return body.get("now")
+
+
+# Helpers --------------------------------------------------------------------------------------
+def _envelope(response: requests.Response) -> dict | None:
+    """The decoded JSON object of an answer (cached on it), or None when it is not one."""
+    cached = response.__dict__.get("_okki_body", ...)
+    if cached is not ...:
+        return cached
+    try:
+        body = json.loads(response.content, parse_float=decimal.Decimal)
+    except ValueError:
+        body = None
+    body = body if isinstance(body, dict) else None
+    response.__dict__["_okki_body"] = body
+    return body
+
+
+def _code(value: t.Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _access_denied(response: requests.Response) -> bool:
+    # OKKI says `{"error":"access_denied"}`; upstream's exact shape is undocumented, so any
+    # 401 on a data call gets the one renewal.
+    return response.status_code == 401
+
+
+def _endpoint(response: requests.Response) -> str:
+    return urlsplit(response.url).path
+
+
+def _okki(moment: dt.datetime | None, tz: ZoneInfo) -> str | None:
+    return format_okki_time(moment, tz) if moment else None
+
+
+def _describe(exception: BaseException | None) -> str:
+    if isinstance(exception, OkkiRetriableError):
+        return str(exception)
+    return f"network error {type(exception).__name__}"

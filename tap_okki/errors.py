@@ -1,0 +1,48 @@
+"""What can go wrong when talking to OKKI, as exceptions that say which call and why.
+
+Messages carry the endpoint and OKKI's own code and message, never a response body, a
+credential or a token.
+"""
+
+from __future__ import annotations
+
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+
+
+class OkkiApiError(FatalAPIError):
+    """OKKI answered with an error that retrying cannot fix; the run stops."""
+
+    def __init__(self, endpoint: str, code: object, message: str, hint: str = "") -> None:
+        self.endpoint, self.code, self.message = endpoint, code, message
+        label = code if isinstance(code, str) else f"code {code}"  # "HTTP 401" or OKKI's code
+        text = f"OKKI {endpoint} answered {label}: {message or '(no message)'}"
+        super().__init__(f"{text}. {hint}" if hint else text)
+
+
+class OkkiAuthError(OkkiApiError):
+    """OKKI refused the credentials or the scope; the message names the setting to fix."""
+
+
+class OkkiRetriableError(RetriableAPIError):
+    """A throttled, failed or lost answer that is worth sending again."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        reason: str,
+        retry_after: float | None = None,
+        throttled: bool = False,
+        response: object = None,
+    ) -> None:
+        self.endpoint, self.reason = endpoint, reason
+        self.retry_after = retry_after  # seconds the server asked for, if it did
+        self.throttled = throttled  # a rate-limit answer: every thread should hold off
+        super().__init__(f"OKKI {endpoint}: {reason}", response)  # type: ignore[arg-type]
+
+
+class CompanyNotFound(Exception):
+    """`/v1/company/info` answered code 404: the company was deleted or never existed."""
+
+    def __init__(self, company_id: object, message: str) -> None:
+        self.company_id = company_id
+        super().__init__(f"company {company_id}: {message}")

@@ -1,0 +1,274 @@
+"""tap-okki: OKKI (Xiaoman / 小满) CRM companies, contacts and opportunities as Singer streams."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import typing as t
+from functools import cached_property
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import requests
+from requests.adapters import HTTPAdapter
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities, TapCapabilities
+
+from tap_okki.auth import Credentials, OkkiAuthenticator
+from tap_okki.client import OkkiConnection
+from tap_okki.pacing import Pacer
+from tap_okki.retry import RetryPolicy
+from tap_okki.streams import CompaniesStream, ContactsStream, OpportunitiesStream
+from tap_okki.times import parse_setting_time
+
+DEFAULT_BASE_URL = "https://api-sandbox.xiaoman.cn"
+MAX_PAGE_SIZE = 100  # OKKI answers code 400 above it (okki.md §5.1)
+
+
+class TapOkki(Tap):
+    """Reads OKKI's Open API incrementally (window and bookmark rules: `windows.py`)."""
+
+    name = "tap-okki"
+    package_name = "okki-crm-sync"  # the distribution that ships this tap
+
+    # Not `batch`: bookmarks are saved as windows complete, which BATCH files would outrun.
+    # Not `activate-version`: every stream is incremental (contacts follow their company).
+    capabilities: t.ClassVar[list[CapabilitiesEnum]] = [
+        TapCapabilities.CATALOG,
+        TapCapabilities.STATE,
+        TapCapabilities.DISCOVER,
+        TapCapabilities.TEST,
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
+    ]
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "client_id",
+            th.StringType(min_length=1),
+            required=True,
+            description="OKKI Open API client id (企业管理 → 外部对接 → API对接).",
+        ),
+        th.Property(
+            "client_secret",
+            th.StringType(min_length=1),
+            required=True,
+            secret=True,
+            description="OKKI Open API client secret. Never logged.",
+        ),
+        th.Property(
+            "base_url",
+            th.StringType,
+            default=DEFAULT_BASE_URL,
+            description=(
+                "OKKI API root. The default, despite its name, is OKKI's production host. "
+                "Must be https:// unless the host is loopback or `allow_insecure_http` is true."
+            ),
+        ),
+        th.Property(
+            "allow_insecure_http",
+            th.BooleanType,
+            default=False,
+            description="Allow a plain http:// `base_url` to a non-loopback host (not advised).",
+        ),
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            description=(
+                "ISO-8601 date or date-time: the first run reads changes from here on (later "
+                "runs from their bookmark). Without an offset it is read in `timezone`. "
+                "Unset: the whole history."
+            ),
+        ),
+        th.Property(
+            "scope",
+            th.StringType,
+            default="company opportunity user",
+            description="Space-separated OKKI modules the token asks for.",
+        ),
+        th.Property(
+            "timezone",
+            th.StringType,
+            default="Asia/Shanghai",
+            description="IANA time zone of OKKI's zone-less times (UTC+8 for OKKI accounts).",
+        ),
+        th.Property(
+            "page_size",
+            th.IntegerType(minimum=1, maximum=MAX_PAGE_SIZE),
+            default=MAX_PAGE_SIZE,
+            description="Rows per list page (`count`), at most 100.",
+        ),
+        th.Property(
+            "lookback_minutes",
+            th.IntegerType(minimum=0),
+            default=10,
+            description=(
+                "Each run re-reads this many minutes before its bookmark, for changes OKKI "
+                "makes visible late. Re-read rows are emitted again (targets upsert)."
+            ),
+        ),
+        th.Property(
+            "max_requests_per_second",
+            th.NumberType(exclusive_minimum=0),
+            default=9.5,
+            description=(
+                "Pace of all requests together (all threads). OKKI's limit is 10/s per client; "
+                "the default stays just under it."
+            ),
+        ),
+        th.Property(
+            "detail_concurrency",
+            th.IntegerType(minimum=1, maximum=32),
+            default=4,
+            description=(
+                "Company detail calls (`/v1/company/info`) in flight at once. Needed to reach "
+                "the rate limit when calls are slow: about rate × latency, plus one."
+            ),
+        ),
+        th.Property(
+            "max_rows_per_window",
+            th.IntegerType(minimum=1),
+            default=2000,
+            description=(
+                "Time windows holding more rows than this are split (oldest part first), so "
+                "re-scans after page shifts stay short and the bookmark advances per part."
+            ),
+        ),
+        th.Property(
+            "request_timeout",
+            th.NumberType(exclusive_minimum=0),
+            default=60,
+            description="Seconds to wait for a connection and for an answer (OKKI documents 60).",
+        ),
+        th.Property(
+            "max_attempts",
+            th.IntegerType(minimum=1),
+            default=8,
+            description=(
+                "Tries per request for throttled (429), failed (5xx) or lost answers before the "
+                "run stops."
+            ),
+        ),
+        th.Property(
+            "backoff_base_seconds",
+            th.NumberType(minimum=0),
+            default=1.0,
+            description=(
+                "First retry wait; it doubles per attempt, with jitter. A `Retry-After` from "
+                "OKKI is honoured instead when given."
+            ),
+        ),
+        th.Property(
+            "backoff_max_seconds",
+            th.NumberType(minimum=0),
+            default=60.0,
+            description="Longest wait between two tries (unless `Retry-After` asks for more).",
+        ),
+    ).to_dict()
+
+    # Settings checks the JSON schema cannot express -------------------------------------------
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """The SDK's schema check, minus secret values in its messages, plus our own checks."""
+        secret = str(self._config.get("client_secret") or "")
+        errors = [
+            message.replace(secret, "********") if secret else message
+            for message in super()._validate_config(raise_errors=False)
+        ]
+        errors += _setting_errors(self._config)
+        if errors and raise_errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        return errors
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.config.get("timezone") or "Asia/Shanghai")
+
+    @cached_property
+    def start_date(self) -> dt.datetime | None:
+        value = self.config.get("start_date")
+        return parse_setting_time(value, self.tz) if value else None
+
+    @cached_property
+    def connection(self) -> OkkiConnection:
+        """The run's shared HTTP session, pace, token and clock (made on first use)."""
+        config = self.config
+        session = requests.Session()
+        # One pooled connection per concurrent caller, so keep-alive is never starved.
+        pool = int(config.get("detail_concurrency", 4)) + 2
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        base_url = str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        pacer = Pacer(float(config.get("max_requests_per_second", 9.5)))
+        retry = RetryPolicy(
+            max_attempts=int(config.get("max_attempts", 8)),
+            base_delay=float(config.get("backoff_base_seconds", 1.0)),
+            max_delay=float(config.get("backoff_max_seconds", 60.0)),
+        )
+        timeout = float(config.get("request_timeout", 60))
+        credentials = Credentials(
+            client_id=str(config["client_id"]),
+            client_secret=str(config["client_secret"]),
+            scope=str(config.get("scope") or "company opportunity user"),
+        )
+        authenticator = OkkiAuthenticator(base_url, credentials, session, pacer, retry, timeout)
+        return OkkiConnection(base_url, session, pacer, authenticator, retry, timeout, self.tz)
+
+    def discover_streams(self) -> list[Stream]:
+        return [CompaniesStream(self), ContactsStream(self), OpportunitiesStream(self)]
+
+
+def _setting_errors(config: dict) -> list[str]:
+    """Messages naming each wrong setting (values shown only for non-secret settings)."""
+    errors = []
+    timezone = config.get("timezone") or "Asia/Shanghai"
+    try:
+        tz = ZoneInfo(str(timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        errors.append(f"Setting 'timezone' must be an IANA time zone name, got {timezone!r}")
+        tz = ZoneInfo("Asia/Shanghai")
+    start_date = config.get("start_date")
+    if start_date is not None:
+        try:
+            parse_setting_time(str(start_date), tz)
+        except ValueError:
+            errors.append(
+                "Setting 'start_date' must be an ISO-8601 date or date-time "
+                f"(e.g. 2025-01-01 or 2025-01-01T00:00:00+08:00), got {start_date!r}"
+            )
+    errors += _base_url_errors(
+        str(config.get("base_url") or DEFAULT_BASE_URL), bool(config.get("allow_insecure_http"))
+    )
+    if not str(config.get("scope", "company")).split():
+        errors.append("Setting 'scope' must name at least one OKKI module, e.g. 'company'")
+    return errors
+
+
+def _base_url_errors(url: str, allow_insecure_http: bool) -> list[str]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [f"Setting 'base_url' must be an http(s) URL, got {url!r}"]
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        return [
+            f"Setting 'base_url' uses plain http:// to a non-loopback host ({parts.hostname}): "
+            "credentials and tokens would cross the network unencrypted. Use https://, or set "
+            "'allow_insecure_http' to true if you really mean it."
+        ]
+    return []
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+if __name__ == "__main__":
+    TapOkki.cli()

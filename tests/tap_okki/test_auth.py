@@ -1,0 +1,115 @@
+"""The token cache: one token per run, renewed before it expires or once when refused."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from tap_okki import auth
+from tap_okki.auth import Credentials, OkkiAuthenticator
+from tap_okki.errors import OkkiAuthError
+from tap_okki.pacing import Pacer
+from tap_okki.retry import RetryPolicy
+
+
+class FakeTokenEndpoint:
+    """Stands in for the session: answers token requests, counting them."""
+
+    def __init__(self, expires_in: float = 28_800, status: int = 200, body: Any = None) -> None:
+        self.expires_in, self.status, self.body = expires_in, status, body
+        self.calls: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def post(self, url: str, json: dict[str, Any], timeout: float) -> requests.Response:
+        with self.lock:
+            self.calls.append(json)
+            number = len(self.calls)
+        time.sleep(0.01)  # long enough for concurrent callers to pile up
+        response = requests.Response()
+        response.status_code = self.status
+        body = self.body or {
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "access_token": f"token-{number}",
+        }
+        response._content = _dumps(body)
+        return response
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body).encode()
+
+
+def authenticator(endpoint: FakeTokenEndpoint) -> OkkiAuthenticator:
+    return OkkiAuthenticator(
+        "https://okki.example",
+        Credentials("id", "the-secret", "company"),
+        endpoint,  # type: ignore[arg-type]
+        Pacer(1000),
+        RetryPolicy(max_attempts=2, base_delay=0.0),
+        timeout=5,
+    )
+
+
+def request_with(token: str) -> requests.PreparedRequest:
+    request = requests.Request("GET", "https://okki.example/v1/company/list").prepare()
+    request.headers["Authorization"] = f"Bearer {token}"
+    return request
+
+
+def test_the_token_is_fetched_once_with_a_json_client_credentials_body() -> None:
+    endpoint = FakeTokenEndpoint()
+    tokens = authenticator(endpoint)
+    for _ in range(5):
+        assert tokens.token() == "token-1"
+    assert endpoint.calls == [
+        {
+            "grant_type": "client_credentials",
+            "client_id": "id",
+            "client_secret": "the-secret",
+            "scope": "company",
+        }
+    ]
+
+
+def test_the_token_is_renewed_shortly_before_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: clock[0])
+    endpoint = FakeTokenEndpoint(expires_in=28_800)
+    tokens = authenticator(endpoint)
+    assert tokens.token() == "token-1"
+    clock[0] += 28_800 - 301  # more than 5 minutes left: still good
+    assert tokens.token() == "token-1"
+    clock[0] += 2  # less than 5 minutes left: renewed before OKKI would refuse it
+    assert tokens.token() == "token-2"
+
+
+def test_a_refused_token_is_replaced_once_however_many_threads_report_it() -> None:
+    endpoint = FakeTokenEndpoint()
+    tokens = authenticator(endpoint)
+    stale = tokens.token()
+    threads = [threading.Thread(target=tokens.renew, args=(request_with(stale),)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert tokens.token() == "token-2"
+    assert len(endpoint.calls) == 2
+    tokens.renew(request_with(stale))  # a late report about the old token changes nothing
+    assert len(endpoint.calls) == 2
+
+
+def test_refused_credentials_are_fatal_and_name_the_settings_without_the_secret() -> None:
+    endpoint = FakeTokenEndpoint(status=401, body={"error": "invalid_client"})
+    with pytest.raises(OkkiAuthError) as raised:
+        authenticator(endpoint).token()
+    message = str(raised.value)
+    assert "'client_id'/'client_secret'" in message and "invalid_client" in message
+    assert "the-secret" not in message and "the-secret" not in repr(raised.value)
+    assert len(endpoint.calls) == 1  # not retried
+    assert "the-secret" not in repr(Credentials("id", "the-secret", "company"))

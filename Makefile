@@ -2,9 +2,10 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+MELTANO_VENV ?= .venv-meltano
 PYTEST_ARGS ?= -n 2
 
-.PHONY: install test lint format sandbox clean
+.PHONY: install meltano test lint format sandbox demo clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,8 +15,22 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# Meltano lives in its own environment (it pins SQLAlchemy and click below what the plugins use);
+# it gives each plugin a virtual environment of its own under .meltano/.
+$(MELTANO_VENV)/bin/.installed:
+	test -x $(MELTANO_VENV)/bin/python || $(PYTHON) -m venv $(MELTANO_VENV)
+	$(MELTANO_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	$(MELTANO_VENV)/bin/python -m pip install --quiet "meltano==4.4.1"
+	touch $@
+
+meltano: $(MELTANO_VENV)/bin/.installed
+
+## demo: both pipelines through `meltano run` against the local sandboxes, then an incremental run
+demo: install meltano
+	PATH="$(CURDIR)/$(MELTANO_VENV)/bin:$$PATH" $(BIN)/python scripts/demo.py
+
 ## test: install what is missing, check lint, run every test
-test: install
+test: install meltano
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -33,4 +48,4 @@ sandbox: install
 	$(BIN)/crm-sandbox serve --okki-port 8701 --twenty-port 8702 --jiandaoyun-port 8703 --companies 1000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MELTANO_VENV) .meltano output .pytest_cache .ruff_cache

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from target_kit.serialize import dumps
+from target_kit.serialize import dumps, open_jsonl
 
 
 class DeadLetterFile:
@@ -34,8 +34,7 @@ class DeadLetterFile:
         )
         with self._lock:
             if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.path.open("a", encoding="utf-8")
+                self._file = open_jsonl(self.path)
             self._file.write(line + "\n")
             self._file.flush()
             self.counts[stream] += 1

@@ -42,11 +42,20 @@ class RateLimiter:
     pushes a request over the line.
     """
 
-    def __init__(self, windows: list[tuple[float, float]], headroom: float = 0.98) -> None:
+    def __init__(
+        self,
+        windows: list[tuple[float, float]],
+        headroom: float = 0.98,
+        parent: RateLimiter | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._headroom = headroom
         self._windows = [self._window(limit, period) for limit, period in windows]
         self._paused_until = 0.0
+        # A budget shared with other limiters (Jiandaoyun: 50 calls/s per company on top of each
+        # endpoint's own limit). A request is counted in both at the same instant, so neither is
+        # exceeded; the lock order is always child, then parent.
+        self.parent = parent
         self.waited = 0.0  # seconds callers spent waiting, for reports
 
     def _window(self, limit: float, period: float) -> Window:
@@ -58,15 +67,25 @@ class RateLimiter:
         while True:
             with self._lock:
                 now = time.monotonic()
-                wait = self._paused_until - now
+                wait = self._wait_time(now)
+                if wait <= 0 and self.parent is not None:
+                    with self.parent._lock:
+                        wait = self.parent._wait_time(now)
+                        if wait <= 0:
+                            self.parent._count(now, started)
                 if wait <= 0:
-                    wait = max(w.wait_time(now) for w in self._windows)
-                    if wait <= 0:
-                        for window in self._windows:
-                            window.sent.append(now)
-                        self.waited += now - started
-                        return
+                    self._count(now, started)
+                    return
             time.sleep(min(wait, 1.0))
+
+    def _wait_time(self, now: float) -> float:
+        paused = self._paused_until - now
+        return paused if paused > 0 else max((w.wait_time(now) for w in self._windows), default=0)
+
+    def _count(self, now: float, started: float) -> None:
+        for window in self._windows:
+            window.sent.append(now)
+        self.waited += now - started
 
     def pause(self, seconds: float) -> None:
         """Everybody waits `seconds` (a `Retry-After`); then one probe, and the pace resumes."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from target_kit.serialize import dumps
+from target_kit.serialize import dumps, open_jsonl
 
 Action = Literal["created", "updated", "failed"]
 
@@ -68,8 +68,7 @@ class RunReport:
             setattr(tally, action, getattr(tally, action) + 1)
             if self.path is not None:
                 if self._file is None:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    self._file = self.path.open("a", encoding="utf-8")
+                    self._file = open_jsonl(self.path)
                 line = {"stream": stream, "key": key, "id": destination_id, "action": action}
                 if reason:
                     line["reason"] = reason

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 
 def jsonable(value: Any) -> Any:
@@ -26,3 +27,16 @@ def jsonable(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     return json.dumps(jsonable(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def open_jsonl(path: Path) -> TextIO:
+    """Open a JSON Lines file for appending, on a fresh line: a run killed mid-write may have
+    left half a line, which must not swallow the next run's first one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    file = path.open("a", encoding="utf-8")
+    if file.tell() > 0:
+        with path.open("rb") as existing:
+            existing.seek(-1, 2)
+            if existing.read(1) != b"\n":
+                file.write("\n")
+    return file

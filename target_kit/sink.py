@@ -26,8 +26,9 @@ SDC_PREFIX = "_sdc_"
 class PipelinedSink(BatchSink):
     target: PipelinedTarget
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, target: PipelinedTarget, *args: Any, **kwargs: Any) -> None:
+        self.target = target  # the SDK's Sink does not keep it
+        super().__init__(target, *args, **kwargs)
         # A stream whose schema changes gets a new sink; each keeps its own record positions.
         self.checkpoint_name = f"{self.stream_name}#{next(_sink_numbers)}"
 

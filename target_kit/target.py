@@ -87,6 +87,7 @@ class PipelinedTarget(Target):
         self.max_parallelism = 1
         install_redaction(self.secrets())
         self._stdout_lock = threading.Lock()
+        self._finished = False
         self.checkpointer = Checkpointer(self._emit_state)
         self.dispatcher = Dispatcher(self.checkpointer, int(self.config.get("max_in_flight", 4)))
         dead_letter = self.config.get("dead_letter_path") or f"{self.name}-dead-letters.jsonl"
@@ -134,15 +135,23 @@ class PipelinedTarget(Target):
     # End of input and failures ----------------------------------------------------------------
     def listen(self, file_input: Any = None) -> None:
         try:
-            super().listen(file_input)
+            super().listen(file_input)  # ends with process_endofpipe(), which finishes the run
         except BaseException:
             # Let batches already sent finish, so their STATE is written and a re-run resumes
             # from there; then report and stop with the original error.
             self._finish(raise_failures=False)
             raise
+
+    def process_endofpipe(self) -> None:
+        # Finishing here rather than in `listen` also covers the SDK's test runner, which calls
+        # process_lines() and process_endofpipe() without listen().
+        super().process_endofpipe()
         self._finish(raise_failures=True)
 
     def _finish(self, raise_failures: bool) -> None:
+        if self._finished:
+            return
+        self._finished = True
         try:
             self.dispatcher.join()
         except BaseException:

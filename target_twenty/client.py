@@ -1,0 +1,173 @@
+"""Twenty's REST API as the target uses it: metadata, batch upserts, existence checks.
+
+Pacing is proactive and shared by every request (100 calls per 60 s and 100 per second, as
+documented, or less when the server announces less in `X-RateLimit-Limit`). How each answer is
+handled (contract §9):
+
+- 429: everybody waits `Retry-After`, else the body's `retryAfterSeconds`, else (the older
+  "Limit reached" form has neither) an exponential backoff from one second;
+- 5xx, timeouts and dropped connections: retried with backoff (the writes are idempotent);
+- 400: the batch's content was refused; the sink splits it to find the record at fault;
+- 401, 402, 403, 404 and other 4xx: the run stops with the server's message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from target_kit.http import ApiClient, Outcome, RetryPolicy, retry_after_seconds
+from target_kit.pacing import RateLimiter
+
+logger = logging.getLogger("target_twenty")
+
+MAX_BATCH = 60  # records per batch call (contract §2.1)
+MAX_PAGE = 200  # rows per find-many page (contract §3.1)
+
+
+def classify(response: requests.Response) -> Outcome:
+    status = response.status_code
+    if status < 300:
+        return Outcome("ok")
+    body = _json(response)
+    message = _message(body) or response.text[:300]
+    if status == 429:
+        retry_after = retry_after_seconds(response)
+        if retry_after is None and isinstance(body.get("retryAfterSeconds"), int | float):
+            retry_after = float(body["retryAfterSeconds"])
+        return Outcome("retry", 429, message, retry_after=retry_after, throttled=True)
+    if status >= 500 or status == 408:
+        return Outcome("retry", status, message)
+    if status == 400:
+        return Outcome("reject", 400, message)
+    if status == 401:
+        message = f"{message} — check the setting 'api_key'"
+    return Outcome("fatal", status, message)
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _message(body: dict[str, Any]) -> str:
+    messages = body.get("messages")
+    if isinstance(messages, list) and messages:
+        return "; ".join(str(m) for m in messages)
+    return str(body.get("message") or body.get("error") or "")
+
+
+class TwentyClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        requests_per_window: int,
+        window_seconds: float,
+        pool_size: int,
+        on_limit: Callable[[int], None] | None = None,
+    ) -> None:
+        self.window_seconds = window_seconds
+        self.requests_per_window = requests_per_window
+        self.limiter = RateLimiter([(requests_per_window, window_seconds), (100, 1.0)])
+        self._on_limit = on_limit
+        self._announced: int | None = None
+        self.api = ApiClient(
+            base_url,
+            {"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+            self.limiter,
+            classify,
+            secrets=[api_key],
+            pool_size=pool_size,
+            # A throttled answer counts as an attempt: leave room for 429 bursts and faults.
+            retry=RetryPolicy(max_attempts=10),
+            on_response=self._read_limits,
+        )
+
+    def _read_limits(self, response: requests.Response) -> None:
+        """Pace to what the server announces (cloud plans differ: 50 per minute was seen)."""
+        try:
+            limit = int(response.headers["X-RateLimit-Limit"])
+        except (KeyError, ValueError):
+            return
+        if (
+            limit < self.requests_per_window
+            and limit != self._announced
+            and self.limiter.announce(limit, self.window_seconds)
+        ):
+            self._announced = limit
+            logger.warning(
+                "Twenty announces %d requests per %gs (X-RateLimit-Limit), fewer than the "
+                "%d configured: pacing to %d.",
+                limit,
+                self.window_seconds,
+                self.requests_per_window,
+                limit,
+            )
+            if self._on_limit:
+                self._on_limit(limit)
+        remaining = response.headers.get("X-RateLimit-Remaining")
+        if remaining == "0" and response.status_code < 300:
+            # Someone else spends this key's budget too: wait for the next token.
+            self.limiter.pause(self.window_seconds / max(limit, 1))
+
+    # Endpoints ------------------------------------------------------------------------------
+    def objects(self) -> list[dict[str, Any]]:
+        """Every object of the workspace, with its fields (contract §6)."""
+        objects: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 1000}
+        while True:
+            body = self.api.send("GET", "/rest/metadata/objects", params=params) or {}
+            data = body.get("data") or {}
+            objects += data.get("objects", []) if isinstance(data, dict) else data
+            page = body.get("pageInfo") or {}
+            if not page.get("hasNextPage") or not page.get("endCursor"):
+                return objects
+            params["starting_after"] = page["endCursor"]
+
+    def upsert(self, plural: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create or update up to 60 records; their rows come back in input order."""
+        if not 0 < len(records) <= MAX_BATCH:
+            raise ValueError(f"a batch holds 1 to {MAX_BATCH} records, not {len(records)}")
+        body = self.api.send(
+            "POST",
+            f"/rest/batch/{plural}",
+            endpoint=f"POST /rest/batch/{plural}",
+            params={"upsert": "true"},
+            data=json.dumps(records, ensure_ascii=False).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        rows = next(iter(((body or {}).get("data") or {}).values()), None)
+        if not isinstance(rows, list) or len(rows) != len(records):
+            raise RuntimeError(
+                f"POST /rest/batch/{plural}: expected {len(records)} records back, got "
+                f"{len(rows) if isinstance(rows, list) else 'none'}"
+            )
+        return rows
+
+    def existing(self, plural: str, ids: list[str]) -> set[str]:
+        """Those of `ids` that are rows of `plural` (soft-deleted ones do not count)."""
+        found: set[str] = set()
+        for start in range(0, len(ids), MAX_BATCH):  # 60 ids keep the URL short
+            chunk = ids[start : start + MAX_BATCH]
+            quoted = ",".join(f'"{i}"' for i in chunk)
+            body = self.api.send(
+                "GET",
+                f"/rest/{plural}",
+                endpoint=f"GET /rest/{plural}",
+                params={"filter": f"id[in]:[{quoted}]", "limit": MAX_PAGE},
+            )
+            rows = ((body or {}).get("data") or {}).get(plural) or []
+            found.update(row["id"] for row in rows if isinstance(row, dict) and "id" in row)
+        return found
+
+    @property
+    def calls(self) -> int:
+        return self.api.calls

@@ -1,0 +1,129 @@
+"""Stable Twenty ids for source records, and the aliases Twenty chose instead.
+
+Each source record gets a UUIDv5 of (id namespace, stream, Singer key), sent as `id` with
+`?upsert=true`: re-runs, retries and replays update the same row. When Twenty matched the record
+to a row that already existed by a unique field (a company typed in by hand with the same
+domain), it answers with that row's id: an *alias*. Aliases are the only ids remembered, in a
+small SQLite file, so references resolve to the right row in this run and in later ones.
+
+The file also keeps, for this run only (a temporary table, so memory stays flat), which parent
+records are known to be in Twenty, so a child batch needs no request to check its parents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from target_kit.serialize import dumps, jsonable
+
+_NAMESPACE = uuid.UUID("0c7c5d2e-6f5b-5e55-9a43-7477656e7479")
+
+
+def key_text(values: Sequence[Any]) -> str:
+    """A Singer key as text. `123` and `"123"` are one key: taps type ids differently per stream."""
+    return json.dumps([str(jsonable(v)) for v in values], ensure_ascii=False)
+
+
+def stable_id(namespace: str, stream: str, key: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{namespace}\x1f{stream}\x1f{key}"))
+
+
+def content_key(payload: dict[str, Any]) -> str:
+    """The key of a record from a stream without key properties: its content.
+
+    Sending the same record again then updates the same row instead of adding a copy.
+    """
+    return "#" + hashlib.sha256(dumps(payload).encode()).hexdigest()
+
+
+class IdStore:
+    """Thread-safe alias store (`scope` is the object's metadata id: one per workspace)."""
+
+    def __init__(self, path: Path, namespace: str) -> None:
+        self.path = path
+        self.namespace = namespace
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS aliases (scope TEXT, stream TEXT, key TEXT,"
+            " twenty_id TEXT NOT NULL, PRIMARY KEY (scope, stream, key)) WITHOUT ROWID"
+        )
+        self._db.execute(
+            "CREATE TEMP TABLE present (scope TEXT, twenty_id TEXT, PRIMARY KEY"
+            " (scope, twenty_id)) WITHOUT ROWID"
+        )
+
+    def ids(self, scope: str, stream: str, keys: Iterable[str]) -> dict[str, str]:
+        """The Twenty id of each key: its alias if Twenty chose one, else the stable id."""
+        keys = list(dict.fromkeys(keys))
+        found = {k: stable_id(self.namespace, stream, k) for k in keys}
+        if keys:
+            marks = ",".join("?" * len(keys))
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT key, twenty_id FROM aliases WHERE scope=? AND stream=?"
+                    f" AND key IN ({marks})",
+                    (scope, stream, *keys),
+                ).fetchall()
+            found.update(rows)
+        return found
+
+    def save(
+        self, scope: str, stream: str, written: Sequence[tuple[str | None, str]], keep: bool
+    ) -> None:
+        """Remember the aliases among `written` (key, Twenty id) pairs, in one transaction.
+
+        `keep`: also note the ids as present in Twenty for this run (records other streams
+        reference).
+        """
+        aliases = [
+            (scope, stream, k, i)
+            for k, i in written
+            if k is not None and i != stable_id(self.namespace, stream, k)
+        ]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO aliases VALUES (?,?,?,?)", aliases)
+                if keep:
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO present VALUES (?,?)",
+                        [(scope, i) for _, i in written],
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def mark_present(self, scope: str, twenty_ids: Iterable[str]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO present VALUES (?,?)", [(scope, i) for i in twenty_ids]
+            )
+
+    def present(self, scope: str, twenty_ids: Iterable[str]) -> set[str]:
+        """Those of `twenty_ids` known to be in Twenty since this run wrote or found them."""
+        twenty_ids = list(set(twenty_ids))
+        if not twenty_ids:
+            return set()
+        marks = ",".join("?" * len(twenty_ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT twenty_id FROM present WHERE scope=? AND twenty_id IN ({marks})",
+                (scope, *twenty_ids),
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,271 @@
+"""`TwentySink`: one stream's records, upserted into one Twenty object, 60 per call.
+
+A batch, on a worker thread (`write_batch`):
+1. each record is mapped and its values checked; a value Twenty would refuse dead-letters the
+   record before anything is sent;
+2. references get the parent's Twenty id (an alias if Twenty matched the parent to an existing
+   row); a parent that is neither written in this run nor found in Twenty dead-letters the child;
+3. each record gets its id (alias, else the stable id); records with the same id are merged,
+   the last one winning; records that share a unique value (two contacts, one email) go to
+   separate calls, so the later one updates the row the first one wrote;
+4. the call; a 400 is split in halves until the refused record is alone, and that record is
+   dead-lettered with the server's message while the others load;
+5. aliases Twenty chose are saved, and every record goes to the run report.
+
+Parents before children (`batch_needs`): a batch waits for in-flight batches writing the
+parents it references, and a parent still buffered in its sink is sent first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from target_kit.http import ConfigError, RejectedError
+from target_kit.sink import PipelinedSink
+from target_twenty.client import MAX_BATCH
+from target_twenty.ids import content_key, key_text, stable_id
+from target_twenty.values import BadValue
+
+if TYPE_CHECKING:
+    from target_twenty.mapping import StreamMapping
+    from target_twenty.target import TargetTwenty
+
+
+@dataclass
+class Item:
+    """One source record on its way to Twenty."""
+
+    record: dict[str, Any]
+    key: str | None  # Singer key as text; None for streams without key properties
+    payload: dict[str, Any] = field(default_factory=dict)
+    parents: dict[str, str | None] = field(default_factory=dict)  # join column → parent key
+    id: str = ""
+
+
+@dataclass
+class Entry:
+    """One record of a request: the last of the items sharing its id, merged."""
+
+    id: str
+    body: dict[str, Any]
+    items: list[Item]
+
+
+class TwentySink(PipelinedSink):
+    target: TargetTwenty
+    MAX_SIZE_DEFAULT = MAX_BATCH
+
+    def setup(self) -> None:
+        super().setup()
+        self.mapping: StreamMapping = self.target.mapping(self.stream_name).for_schema(
+            self.schema.get("properties") or {}, list(self.key_properties or [])
+        )
+        self.object = self.mapping.object
+        self.is_parent = self.stream_name in self.target.parent_streams
+        if self.is_parent and not self.key_properties:
+            raise ConfigError(
+                f"Stream '{self.stream_name}' has no key properties, so the records of other "
+                "streams cannot reference it (setting 'mappings.<stream>.references')."
+            )
+        self._buffered: set[str] = set()  # keys of parents waiting for a full batch
+        if not self.key_properties:
+            self.logger.warning(
+                "Stream '%s' has no key properties: each record's id is derived from its "
+                "content, so a changed record is added as a new %s.",
+                self.stream_name,
+                self.object.singular,
+            )
+        self.logger.info(
+            "Stream '%s' → Twenty object '%s' (%s).",
+            self.stream_name,
+            self.object.plural,
+            ", ".join(f"{fm.path} ← {fm.source}" for fm in self.mapping.fields or [])
+            or "no fields",
+        )
+
+    @property
+    def max_size(self) -> int:
+        # `batch_size_rows` may lower the batch, never raise it over what one call takes.
+        return min(self.batch_size_rows or self.target.batch_size, self.target.batch_size)
+
+    def key_text(self, record: dict[str, Any]) -> str | None:
+        if not self.key_properties:
+            return None
+        return key_text([record.get(k) for k in self.key_properties])
+
+    # Main thread: buffering and ordering --------------------------------------------------
+    def process_record(self, record: dict, context: dict) -> None:
+        if self.is_parent and not record.get("__rejected__"):
+            key = self.key_text(record)
+            if key is not None:
+                self._buffered.add(key)
+        super().process_record(record, context)
+
+    def process_batch(self, context: dict) -> None:
+        self._buffered.clear()
+        super().process_batch(context)
+
+    def batch_keys(self, records: list[dict]) -> list[Hashable]:
+        return [(self.stream_name, k) for k in map(self.key_text, records) if k is not None]
+
+    def batch_needs(self, records: list[dict]) -> list[Hashable]:
+        """The parents' keys; a parent still buffered in its sink is sent now, first."""
+        needs: dict[str, set[str]] = {}
+        for ref in self.mapping.references:
+            keys = needs.setdefault(ref.stream, set())
+            for record in records:
+                parent = self.mapping.parent_keys(record).get(ref.key)
+                if parent is not None:
+                    keys.add(parent)
+        for stream, keys in needs.items():
+            for sink in self.target.sinks_of(stream):
+                if sink is not self and keys & sink._buffered:
+                    self.logger.debug(
+                        "Sending buffered '%s' records before '%s'.", stream, self.stream_name
+                    )
+                    self.target.drain_one(sink)
+        return [(stream, k) for stream, keys in needs.items() for k in keys]
+
+    # Worker thread: the batch -------------------------------------------------------------
+    def write_batch(self, records: list[dict]) -> None:
+        items = [item for item in map(self._prepare, records) if item is not None]
+        items = self._resolve_parents(items)
+        entries = self._merge(self._assign_ids(items))
+        for group in self._rounds(entries):
+            self._send(group)
+
+    def _prepare(self, record: dict[str, Any]) -> Item | None:
+        item = Item(record, self.key_text(record))
+        try:
+            item.payload = self.mapping.payload(record)
+        except BadValue as exc:
+            self._fail(item, str(exc), "invalid-value")
+            return None
+        item.parents = self.mapping.parent_keys(record)
+        return item
+
+    def _resolve_parents(self, items: list[Item]) -> list[Item]:
+        """Put each parent's Twenty id in its join column; dead-letter orphans."""
+        store = self.target.ids
+        orphans: dict[int, str] = {}
+        for ref in self.mapping.references:
+            parent = self.target.object_of(ref.stream)
+            keys = {i.parents[ref.key] for i in items if i.parents.get(ref.key) is not None}
+            twenty_ids = store.ids(parent.id, ref.stream, keys)
+            present = store.present(parent.id, twenty_ids.values())
+            unknown = sorted(set(twenty_ids.values()) - present)
+            if unknown:  # written before this run, or never: ask Twenty
+                found = self.target.client.existing(parent.plural, unknown)
+                store.mark_present(parent.id, found)
+                present |= found
+            for n, item in enumerate(items):
+                if ref.key not in item.parents:
+                    continue
+                key = item.parents[ref.key]
+                if key is None:
+                    item.payload[ref.key] = None
+                elif twenty_ids[key] in present:
+                    item.payload[ref.key] = twenty_ids[key]
+                else:
+                    orphans.setdefault(
+                        n,
+                        f"{ref.key}: the '{ref.stream}' record with key {key} is not in Twenty "
+                        f"(not loaded yet, or dead-lettered); load it first, then re-send",
+                    )
+        for n, reason in orphans.items():
+            self._fail(items[n], reason, "missing-parent")
+        return [item for n, item in enumerate(items) if n not in orphans]
+
+    def _assign_ids(self, items: list[Item]) -> list[Item]:
+        known = self.target.ids.ids(
+            self.object.id, self.stream_name, [i.key for i in items if i.key is not None]
+        )
+        for item in items:
+            if item.key is not None:
+                item.id = known[item.key]
+            else:
+                item.id = stable_id(
+                    self.target.ids.namespace, self.stream_name, content_key(item.payload)
+                )
+        return items
+
+    @staticmethod
+    def _merge(items: list[Item]) -> list[Entry]:
+        """One entry per id: a later version of a record wins, field by field."""
+        entries: dict[str, Entry] = {}
+        for item in items:
+            entry = entries.get(item.id)
+            if entry is None:
+                entries[item.id] = Entry(item.id, dict(item.payload), [item])
+            else:
+                entry.body.update(item.payload)
+                entry.items.append(item)
+        return list(entries.values())
+
+    def _rounds(self, entries: list[Entry]) -> list[list[Entry]]:
+        """Split entries so that no call holds one unique value (email, domain) twice."""
+        rounds: list[tuple[list[Entry], dict[Any, str]]] = []
+        for entry in entries:
+            values = self.mapping.unique_values(entry.body)
+            free = [r for r in rounds if all(r[1].get(v, entry.id) == entry.id for v in values)]
+            if not free:
+                rounds.append(([], {}))
+                free = rounds[-1:]
+            group, claimed = free[0]
+            group.append(entry)
+            claimed.update((v, entry.id) for v in values)
+        return [group for group, _ in rounds]
+
+    def _send(self, entries: list[Entry]) -> None:
+        try:
+            rows = self.target.client.upsert(
+                self.object.plural, [{"id": e.id, **e.body} for e in entries]
+            )
+        except RejectedError as exc:
+            if len(entries) == 1:
+                for item in entries[0].items:
+                    self._fail(item, f"Twenty refused it: {exc.message}", exc.code)
+                return
+            half = len(entries) // 2  # find the refused record(s); the others load
+            self._send(entries[:half])
+            self._send(entries[half:])
+            return
+        self._written(entries, rows)
+
+    def _written(self, entries: list[Entry], rows: list[dict[str, Any]]) -> None:
+        written = []
+        for entry, row in zip(entries, rows, strict=True):
+            row_id = str(row.get("id") or entry.id)
+            written += [(item.key, row_id) for item in entry.items]
+        # Saved before the batch is acknowledged: a later STATE never outruns an alias.
+        self.target.ids.save(self.object.id, self.stream_name, written, keep=self.is_parent)
+        for entry, row in zip(entries, rows, strict=True):
+            row_id = str(row.get("id") or entry.id)
+            created = row.get("createdAt") is not None and row.get("createdAt") == row.get(
+                "updatedAt"
+            )
+            reason = None
+            if row_id != entry.id:
+                reason = (
+                    f"Twenty matched an existing {self.object.singular} ({row_id}) by a unique "
+                    f"field; it is this record's {self.object.singular} from now on"
+                )
+                self.logger.info(
+                    "Stream '%s', key %s: %s.", self.stream_name, entry.items[-1].key, reason
+                )
+            for n, item in enumerate(entry.items):
+                later = n < len(entry.items) - 1
+                self.target.report.record(
+                    self.stream_name,
+                    self.key_of(item.record),
+                    "created" if created and n == 0 else "updated",
+                    row_id,
+                    "merged with a later version of this record in the same batch"
+                    if later
+                    else reason,
+                )
+
+    def _fail(self, item: Item, reason: str, code: Any) -> None:
+        self.reject(item.record, reason, code)

@@ -1,0 +1,86 @@
+"""Values as Twenty compares and accepts them, and stable ids (no API involved)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from target_twenty.ids import key_text, stable_id
+from target_twenty.metadata import TwentyField
+from target_twenty.values import BadValue, canonical_domain, canonical_email, convert, convert_sub
+
+DOMAIN = TwentyField("domainName", "LINKS", unique=True)
+CURRENCY = TwentyField("amount", "CURRENCY")
+
+
+@pytest.mark.parametrize(
+    ("written", "canonical"),
+    [
+        ("HTTPS://Acme.com/", "https://acme.com"),
+        ("acme.com", "https://acme.com"),
+        ("http://ACME.com/About/", "https://acme.com/About"),
+        ("  www.Acme.com  ", "https://www.acme.com"),
+        ("", ""),
+    ],
+)
+def test_domains_become_https_with_a_lower_case_host_and_no_trailing_slash(
+    written: str, canonical: str
+) -> None:
+    assert canonical_domain(written) == canonical
+    assert convert_sub(DOMAIN, "primaryLinkUrl", written, "company.domainName") == canonical
+
+
+def test_emails_are_trimmed_and_lower_cased_like_the_server_compares_them() -> None:
+    assert canonical_email(" Bob.Smith@Example.COM ") == "bob.smith@example.com"
+    emails = TwentyField("emails", "EMAILS", unique=True)
+    assert convert(emails, {"primaryEmail": "A@B.C", "additionalEmails": ["X@Y.Z"]}, "p") == {
+        "primaryEmail": "a@b.c",
+        "additionalEmails": ["x@y.z"],
+    }
+
+
+def test_numbers_accept_decimals_and_numeric_text_and_refuse_other_text() -> None:
+    number = TwentyField("employees", "NUMBER")
+    assert convert(number, Decimal("120"), "c.employees") == 120
+    assert convert(number, " 12.5 ", "c.employees") == 12.5
+    with pytest.raises(BadValue, match=r"c\.employees expects a number, got 'many'"):
+        convert(number, "many", "c.employees")
+    with pytest.raises(BadValue):
+        convert(number, True, "c.employees")
+
+
+def test_amount_micros_are_integers_without_float_noise() -> None:
+    assert (
+        convert_sub(CURRENCY, "amountMicros", Decimal("1234.5") * 10**6, "o.amount") == 1234500000
+    )
+    assert convert_sub(CURRENCY, "amountMicros", 0.1 * 3 * 1e6, "o.amount") == 300000
+
+
+def test_select_values_must_be_options() -> None:
+    stage = TwentyField("stage", "SELECT", options=("NEW", "CUSTOMER"))
+    assert convert(stage, "NEW", "o.stage") == "NEW"
+    with pytest.raises(BadValue, match="expects one of NEW, CUSTOMER, got 'WON'"):
+        convert(stage, "WON", "o.stage")
+
+
+def test_date_times_without_zone_are_utc_and_dates_are_midnight() -> None:
+    close = TwentyField("closeDate", "DATE_TIME")
+    assert convert(close, dt.datetime(2026, 3, 1, 9, 30), "o") == "2026-03-01T09:30:00+00:00"
+    assert convert(close, dt.date(2026, 3, 1), "o") == "2026-03-01T00:00:00+00:00"
+    with pytest.raises(BadValue):
+        convert(close, "next week", "o")
+
+
+def test_composites_refuse_unknown_sub_fields() -> None:
+    with pytest.raises(BadValue, match="has no sub-field 'amount'"):
+        convert(CURRENCY, {"amount": 12}, "o.amount")
+
+
+def test_stable_ids_depend_on_namespace_stream_and_key_and_ignore_key_types() -> None:
+    assert key_text([123]) == key_text(["123"])
+    one = stable_id("", "companies", key_text([1]))
+    assert one == stable_id("", "companies", key_text([1]))
+    assert one != stable_id("", "people", key_text([1]))
+    assert one != stable_id("other-tap", "companies", key_text([1]))

@@ -1,8 +1,9 @@
 """The three OKKI streams.
 
 - `companies`: `/v1/company/list` rows in the window, each merged with its `/v1/company/info`
-  record (fetched concurrently, emitted in list order); then the `removed=1` rows of the same
-  window, emitted with `_sdc_deleted_at`.
+  record (fetched concurrently, emitted in list order) — its `customers[]` included, for targets
+  that load contacts inside the company (a Jiandaoyun subform); then the `removed=1` rows of
+  the same window, emitted with `_sdc_deleted_at`.
 - `contacts`: the `customers[]` of each company/info record: no calls of its own.
 - `opportunities`: `/v1/opportunity/list` rows in the window.
 """
@@ -108,9 +109,8 @@ class CompaniesStream(OkkiListStream):
 
     def _merged_record(self, row: dict[str, t.Any], info: dict[str, t.Any]) -> dict[str, t.Any]:
         merged = {**row, **info, "_sdc_deleted_at": None}
-        contacts = merged.pop("customers", None) or []
         record = self.typed(merged)
-        self._contacts = (record["company_id"], contacts)
+        self._contacts = (record["company_id"], info.get("customers") or [])
         return record
 
     def _deleted_record(self, row: dict[str, t.Any]) -> dict[str, t.Any]:

@@ -83,13 +83,12 @@ def test_full_run_delivers_every_company_contact_and_opportunity_exactly_once(
     assert emitted["next_follow_up_time"] == okki_iso(company["next_follow_up_time"])
     assert emitted["company"] == company["company"]
     assert emitted["_sdc_deleted_at"] is None
-    assert "customers" not in emitted
     contacts = by_key(run.records("contacts"), "customer_id")
+    embedded = by_key(emitted["customers"], "customer_id")
     for person in company["customers"]:
-        assert contacts[person["customer_id"]] == {
-            **person,
-            "birth": person["birth"] or None,
-        }
+        typed = {**person, "birth": person["birth"] or None}
+        assert contacts[person["customer_id"]] == typed
+        assert embedded[person["customer_id"]] == typed
     opportunity = truth["opportunities"][7]
     got = by_key(run.records("opportunities"), "opportunity_id")[opportunity["opportunity_id"]]
     assert got["amount"] == pytest.approx(opportunity["amount"])

@@ -9,6 +9,7 @@ are names, `record` is the whole record, and only side-effect-free functions are
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 from typing import Any
 
@@ -35,9 +36,16 @@ class Expression:
     def __init__(self, source: str) -> None:
         self.source = source
         try:
+            ast.parse(source.strip(), mode="eval")  # one expression, not statements
             self._parsed = simpleeval.EvalWithCompoundTypes().parse(source)
         except SyntaxError as exc:
             raise ExpressionError(f"cannot parse expression {source!r}: {exc.msg}") from exc
+        names = [n for n in ast.walk(self._parsed) if isinstance(n, ast.Name)]
+        bound = {n.id for n in names if not isinstance(n.ctx, ast.Load)}  # `for x in …`
+        # The record's properties it reads (`record[…]` aside).
+        self.inputs = frozenset(
+            n.id for n in names if n.id not in bound and n.id not in FUNCTIONS and n.id != "record"
+        )
 
     def __call__(self, record: dict[str, Any]) -> Any:
         names = {**record, "record": record}

@@ -4,46 +4,71 @@ The `mappings` setting, per stream (every part optional):
 
     {"people": {"object": "people",
                 "fields": {"name.firstName": "first_name", "emails.primaryEmail": "email",
-                           "jobTitle": "title"},
+                           "phones.primaryPhoneNumber":
+                               {"expression": "tel_list[0][1] if tel_list else None"}},
                 "references": {"companyId": {"stream": "companies", "field": "company_id"}}}}
 
 - `object`: the object's plural API name; default the stream name (standard and custom objects).
-- `fields`: Twenty field (or `field.subField` of a composite) ← source property. Without it,
-  every property whose name is a field of the object is loaded under that name, and any other
+- `fields`: Twenty field (or `field.subField` of a composite) ← source property, or ←
+  `{"expression": …}` computed from the record (`target_kit.expressions`: the properties are
+  names, `record` is the whole record; None makes the field empty). Without `fields`, every
+  property whose name is a field of the object is loaded under that name, and any other
   property is an error — except `_sdc_*` Singer metadata, the key properties (they make the
-  record's id) and the sources of references.
+  record's id) and the sources of references. With `fields`, only what it lists is loaded.
 - `references`: a relation's join column ← the record of another stream whose Singer key is in
   this record's `field` (a list for a compound key). The parent is written first, and the
   reference points at the id Twenty gave it.
 
-Transformations (amount → amountMicros, a source stage → a Twenty stage) belong in the SDK's
-`stream_maps`, which run before this mapping.
+Expressions see dates and date-times as ISO 8601 text, as the tap sent them (`"2026-03-01"`,
+`"2026-03-01T09:30:00+00:00"`; the SDK has parsed them into objects by then), and numbers with a
+fraction as exact `Decimal`s (`int(amount * 1000000)`). A computed value is checked and
+canonicalised like a copied one. An expression that fails on a record, or computes a value
+Twenty would refuse, dead-letters that record. A computed field is left alone, like a copied
+one, when a property it reads is absent from the record (an update that does not carry it): the
+expression is not evaluated then.
+
+The SDK's `stream_maps` run before this mapping and can transform records too, but they type
+every computed property as non-nullable: `int(amount * 1000000) if amount is not None else
+None` fails there, and is an expression here.
 
 Everything that can be checked without data is checked before anything is written: the
-settings when the run starts, a stream's schema when its SCHEMA message arrives.
+settings when the run starts (expressions are parsed then), a stream's schema when its SCHEMA
+message arrives (it must have every property a mapping reads).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+from target_kit.expressions import Expression, ExpressionError
 from target_kit.http import ConfigError
 from target_kit.sink import SDC_PREFIX
 from target_twenty.ids import key_text
 from target_twenty.metadata import READ_ONLY, MetadataError, TwentyField, TwentyObject, Workspace
-from target_twenty.values import convert, convert_sub
+from target_twenty.values import BadValue, convert, convert_sub
 
 
 @dataclass(frozen=True)
 class FieldMap:
     field: TwentyField
     sub: str | None  # a composite's sub-field, when the source fills only that
-    source: str  # the source property
+    source: str  # the source property, or the expression's text
+    expression: Expression | None = None
 
     @property
     def path(self) -> str:
         return f"{self.field.key}.{self.sub}" if self.sub else self.field.key
+
+    @cached_property
+    def inputs(self) -> frozenset[str]:
+        """The properties it reads."""
+        return self.expression.inputs if self.expression else frozenset({self.source})
+
+    def describe(self) -> str:
+        return f"expression {self.source!r}" if self.expression else self.source
 
 
 @dataclass(frozen=True)
@@ -101,10 +126,12 @@ class StreamMapping:
                 )
         if self.fields is not None:
             for fm in self.fields:
-                if fm.source not in properties:
+                missing = sorted(fm.inputs - properties.keys())
+                if missing:
+                    uses = "reads for" if fm.expression else "maps to"
                     raise ConfigError(
-                        f"{where} has no property '{fm.source}', which setting "
-                        f"'mappings.{self.stream}.fields' maps to Twenty field '{fm.path}'."
+                        f"{where} has no property '{missing[0]}', which setting "
+                        f"'mappings.{self.stream}.fields' {uses} Twenty field '{fm.path}'."
                     )
             return self
         fields = []
@@ -127,11 +154,19 @@ class StreamMapping:
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
         """The Twenty record (without id and references); raises `BadValue`."""
         body: dict[str, Any] = {}
+        names: dict[str, Any] | None = None  # the record as expressions see it
         for fm in self.fields or ():
-            if fm.source not in record:
+            if not fm.inputs <= record.keys():
                 continue  # absent is not null: an update leaves the field alone
-            value = record[fm.source]
             path = f"{self.object.singular}.{fm.path}"
+            if fm.expression is None:
+                value = record[fm.source]
+            else:
+                names = names or _dates_as_text(record)
+                try:
+                    value = fm.expression(names)
+                except ExpressionError as exc:
+                    raise BadValue(f"{path}: {exc}") from None
             if fm.sub is None:
                 body[fm.field.key] = convert(fm.field, value, path)
             else:
@@ -162,10 +197,27 @@ class StreamMapping:
         return found
 
 
+def _dates_as_text(record: dict[str, Any]) -> dict[str, Any]:
+    """Dates and times back to the ISO 8601 text they were in the tap's output."""
+    return {k: v.isoformat() if isinstance(v, dt.date | dt.time) else v for k, v in record.items()}
+
+
 def _field_map(stream: str, obj: TwentyObject, path: Any, source: Any) -> FieldMap:
     where = f"Setting 'mappings.{stream}.fields'"
-    if not isinstance(source, str) or not source:
-        raise ConfigError(f"{where}: '{path}' must name a source property, got {source!r}.")
+    expression = None
+    if isinstance(source, dict) and source.keys() == {"expression"}:
+        source = source["expression"]
+        if not isinstance(source, str):
+            raise ConfigError(f"{where}: expression of '{path}' must be a text, got {source!r}.")
+        try:
+            expression = Expression(source)
+        except ExpressionError as exc:
+            raise ConfigError(f"{where} (stream '{stream}'), field '{path}': {exc}.") from None
+    elif not isinstance(source, str) or not source:
+        raise ConfigError(
+            f"{where}: '{path}' must name a source property or be "
+            f'{{"expression": "…"}}, got {source!r}.'
+        )
     name, _, sub = str(path).partition(".")
     twenty_field = obj.fields.get(name)
     if twenty_field is None:
@@ -186,7 +238,7 @@ def _field_map(stream: str, obj: TwentyObject, path: Any, source: Any) -> FieldM
                 f"{obj.singular}.{name} ({twenty_field.type}) has no sub-field '{sub}' "
                 f"(sub-fields: {known})."
             )
-    return FieldMap(twenty_field, sub or None, source)
+    return FieldMap(twenty_field, sub or None, source, expression)
 
 
 def _no_overlaps(stream: str, fields: list[FieldMap]) -> None:

@@ -81,7 +81,7 @@ class TwentySink(PipelinedSink):
             "Stream '%s' → Twenty object '%s' (%s).",
             self.stream_name,
             self.object.plural,
-            ", ".join(f"{fm.path} ← {fm.source}" for fm in self.mapping.fields or [])
+            ", ".join(f"{fm.path} ← {fm.describe()}" for fm in self.mapping.fields or [])
             or "no fields",
         )
 

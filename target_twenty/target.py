@@ -41,10 +41,22 @@ STREAM_MAPPING = th.ObjectType(
     ),
     th.Property(
         "fields",
-        th.ObjectType(additional_properties=th.StringType),
+        th.ObjectType(
+            additional_properties=th.AnyOf(
+                th.StringType,
+                th.ObjectType(
+                    th.Property("expression", th.StringType, required=True),
+                    additional_properties=False,
+                ),
+            )
+        ),
         description='Twenty field ← source property, e.g. {"name.firstName": "first_name", '
-        '"domainName.primaryLinkUrl": "website"}. Default: properties load into the fields '
-        "of the same name.",
+        '"domainName.primaryLinkUrl": "website"}, or ← a value computed from the record, e.g. '
+        '{"amount.amountMicros": {"expression": "int(amount * 1000000) if amount is not None '
+        'else None"}} (simpleeval, as in stream_maps: properties are names, `record` is the '
+        "whole record, dates are ISO 8601 text, None empties the field; a record the "
+        "expression fails on is dead-lettered). Default: properties load into the fields of "
+        "the same name.",
     ),
     th.Property(
         "references",
@@ -94,8 +106,8 @@ SETTINGS = th.PropertiesList(
         th.ObjectType(additional_properties=STREAM_MAPPING),
         default={},
         description="Per stream: the Twenty object it loads, how source properties become "
-        "Twenty fields, and which fields reference records of another stream. Streams not "
-        "listed load into the object named like the stream, field by field.",
+        "(or compute) Twenty fields, and which fields reference records of another stream. "
+        "Streams not listed load into the object named like the stream, field by field.",
     ),
     th.Property(
         "id_map_path",

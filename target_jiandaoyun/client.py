@@ -1,0 +1,190 @@
+"""The Jiandaoyun v5 API as the target uses it: four endpoints, paced and retried (contract §8–9).
+
+Every endpoint has its own rate limit (batch_create 10/s, data/update 20/s, reads 30/s) and all
+calls of a company share 50/s; each endpoint gets a `RateLimiter` whose parent is the company
+budget, so neither is ever exceeded. Answers are classified by the contract's retry policy:
+rate-limit codes and HTTP 429 wait and retry, transient codes and 5xx back off and retry, auth
+and missing app/form codes stop the run with a message naming the setting to fix.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from target_kit.http import ApiClient, Outcome, RetryPolicy, retry_after_seconds
+from target_kit.pacing import RateLimiter
+
+logger = logging.getLogger(__name__)
+
+WIDGETS = "app/entry/widget/list"
+LIST = "app/entry/data/list"
+BATCH_CREATE = "app/entry/data/batch_create"
+UPDATE = "app/entry/data/update"
+
+BATCH_ROWS = 100  # batch_create's limit (contract §3.1)
+IN_VALUES = 200  # the `in` filter's limit (contract §5.2)
+PAGE_ROWS = 100  # data/list's page limit (contract §5.1)
+
+THROTTLED = {8303, 8304}  # company / endpoint rate limit: wait at least 1 s (contract §8)
+TRANSIENT = {4012, 9004, 9007, 17027}  # form busy, queue/lock failures, file upload failed
+# Codes that stop the run, with what the user should check.
+FATAL = {
+    8301: "the API key was refused: check the 'api_key' setting",
+    8302: "the API key lacks permission for this app, form or endpoint: check 'api_key'",
+    17018: "the API key is invalid or disabled: check the 'api_key' setting",
+    2004: "the app does not exist: check the stream's 'app_id' in 'forms'",
+    3000: "the form does not exist: check the stream's 'entry_id' in 'forms'",
+    1010: "the member does not exist: check the 'data_creator' setting",
+    17024: "a batch of more than 100 rows was sent (a bug in the target, please report it)",
+    17025: "the transaction_id was refused as malformed (a bug in the target, please report it)",
+    # Never split and re-sent under new ids: if the API means "this batch was already applied",
+    # new ids would create its rows again.
+    17026: "the transaction_id is already in use; the batch may have been applied already",
+    17052: "this machine's IP address is not on the API key's whitelist",
+    17053: "the API key is not authorised for this app: check 'api_key' and 'app_id'",
+    17054: "the API key is not authorised for this endpoint: check 'api_key'",
+    7103: "the company's API usage limit is exceeded",
+    7206: "the company (tenant) is suspended",
+    7212: "the company's monthly data quota is used up",
+    7221: "the company's plan limit for data created through the API is reached",
+    8017: "the company does not exist or was dissolved",
+}
+THROTTLE_WAIT = 1.0  # seconds, when a rate-limit answer has no Retry-After
+BURST = 10  # requests one pacing window holds at most
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Requests per second (contract §8); lower them when other integrations share the key."""
+
+    batch: float = 10
+    single_write: float = 20
+    read: float = 30
+    company: float = 50
+
+
+def pacing_windows(per_second: float) -> list[tuple[float, float]]:
+    """`per_second` per second, in bursts of at most 10 requests.
+
+    The second window spreads a high rate out (20/s is also paced as 10 per 0.5 s), so that
+    neither a per-second window nor a token bucket on the server is tripped however the
+    seconds align; it also paces the time-scaled sandbox right (100/s there is 10 per 0.1 s).
+    """
+    if per_second <= BURST:
+        return [(per_second, 1.0)]
+    return [(per_second, 1.0), (BURST, BURST / per_second)]
+
+
+def api_code(response: requests.Response) -> int | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, int) else None
+
+
+def api_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(body.get("msg", "")) if isinstance(body, dict) else ""
+
+
+def classify(response: requests.Response) -> Outcome:
+    """Sort an answer by the contract's retry policy (§9)."""
+    status = response.status_code
+    if status == 200:
+        return Outcome("ok")
+    if status == 429:
+        return Outcome(
+            "retry",
+            code=429,
+            message="too many concurrent requests",
+            retry_after=retry_after_seconds(response),
+            throttled=True,
+        )
+    if status >= 500:
+        return Outcome("retry", code=status, message=f"server error {response.reason}")
+    code = api_code(response)
+    message = api_message(response)
+    if code in THROTTLED:
+        wait = retry_after_seconds(response)
+        return Outcome(
+            "retry",
+            code=code,
+            message=message or "rate limit",
+            retry_after=THROTTLE_WAIT if wait is None else wait,
+            throttled=True,
+        )
+    if code in TRANSIENT:
+        return Outcome("retry", code=code, message=message)
+    if code in FATAL:
+        return Outcome("fatal", code=code, message=f"{FATAL[code]} (API said: {message})")
+    if status in (401, 403):
+        return Outcome("fatal", code=status, message="access denied: check the 'api_key' setting")
+    if status in (404, 405):
+        return Outcome(
+            "fatal",
+            code=status,
+            message=f"no such endpoint at this address: check the 'base_url' setting ({status})",
+        )
+    # Any other code concerns this request's content (contract §9: "any other code" is not
+    # worth retrying): the caller splits the batch to find and dead-letter the culprit rows.
+    return Outcome("reject", code=code if code is not None else status, message=message)
+
+
+class JiandaoyunApi:
+    """One `ApiClient` per endpoint, each paced by its own limit and the company budget."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        rates: Rates = Rates(),
+        concurrency: int = 16,
+        timeout: float = 120.0,
+    ) -> None:
+        self.company = RateLimiter(pacing_windows(rates.company))
+        limits = {WIDGETS: rates.read, LIST: rates.read, BATCH_CREATE: rates.batch}
+        limits[UPDATE] = rates.single_write
+        headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+        self.clients = {
+            endpoint: ApiClient(
+                base_url,
+                headers,
+                RateLimiter(pacing_windows(rate), parent=self.company),
+                classify,
+                secrets=[api_key],
+                pool_size=concurrency,
+                timeout=(10.0, timeout),
+                # Bounded so that a batch's retries end well within the hour its
+                # transaction_id is valid (see writer.py).
+                retry=RetryPolicy(max_attempts=8, base_delay=1.0, max_delay=30.0, max_elapsed=300),
+                on_response=self._watch_company_budget,
+            )
+            for endpoint, rate in limits.items()
+        }
+
+    def _watch_company_budget(self, response: requests.Response) -> None:
+        # 8303 is the company-wide budget: every endpoint holds back, not only the one that hit it.
+        if response.status_code == 400 and api_code(response) == 8303:
+            wait = retry_after_seconds(response)
+            self.company.pause(THROTTLE_WAIT if wait is None else wait)
+
+    def call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.clients[endpoint].send("POST", f"/api/v5/{endpoint}", endpoint, json=body) or {}
+
+    def widgets(self, app_id: str, entry_id: str) -> dict[str, Any]:
+        return self.call(WIDGETS, {"app_id": app_id, "entry_id": entry_id})
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        return {
+            endpoint: {"calls": c.calls, "retries": c.retries, "throttled": c.throttled}
+            for endpoint, c in self.clients.items()
+        }

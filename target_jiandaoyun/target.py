@@ -1,0 +1,342 @@
+"""target-jiandaoyun: Singer records → rows of Jiandaoyun (简道云) forms.
+
+Settings are checked in two steps, both before anything is written: the values themselves when
+the target starts, then, once per form, every widget the `forms` setting names (through
+`widget/list`), before the first SCHEMA message is handled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from singer_sdk import typing as th
+
+from target_jiandaoyun.client import BATCH_ROWS, JiandaoyunApi, Rates
+from target_jiandaoyun.mapping import Form, MappingError, StreamMapping, resolve
+from target_jiandaoyun.sinks import JiandaoyunSink
+from target_jiandaoyun.writer import FormWriter
+from target_kit.http import ApiError, ConfigError, check_base_url
+from target_kit.target import COMMON_SETTINGS, PipelinedTarget
+
+SUBFORM = th.ObjectType(
+    th.Property(
+        "widget",
+        th.StringType,
+        description="The subform widget: label, alias or widget id (default: the source "
+        "field's name).",
+    ),
+    th.Property(
+        "fields",
+        th.ObjectType(additional_properties=th.AnyOf(th.StringType, th.ObjectType())),
+        description="Field of each source row → widget inside the subform (label, alias or "
+        "id), or a computed value as in the form's 'fields'. Default: each row property goes "
+        "to the subform widget of the same alias, id or label.",
+    ),
+)
+
+FORM = th.ObjectType(
+    th.Property("app_id", th.StringType, required=True, description="The app (应用) id."),
+    th.Property("entry_id", th.StringType, required=True, description="The form (表单) id."),
+    th.Property(
+        "fields",
+        th.ObjectType(
+            additional_properties=th.AnyOf(
+                th.StringType,
+                th.ObjectType(
+                    th.Property("widget", th.StringType, required=True),
+                    th.Property("expression", th.StringType, required=True),
+                ),
+            )
+        ),
+        description="Source field → widget, named by its label (客户名称), alias or widget id "
+        "(_widget_1432728651402), resolved through widget/list when the target starts; or "
+        'name → {"widget": …, "expression": …} for a value computed from the record '
+        "(simpleeval, as in stream maps; None leaves the field empty). Default: every "
+        "property goes to the widget whose alias, id or label equals its name; properties "
+        "without one are logged and not written.",
+    ),
+    th.Property(
+        "subforms",
+        th.ObjectType(additional_properties=SUBFORM),
+        description="Source field holding an array of objects → a subform widget and how the "
+        "objects' fields map to the subform's widgets.",
+    ),
+    th.Property(
+        "key_widget",
+        th.StringType,
+        description="A text or number widget that holds the source key. When set, records "
+        "whose key is already in the form update that row and the others are created "
+        "(upsert), so re-runs never duplicate. Without it, records are appended.",
+    ),
+    th.Property(
+        "key_field",
+        th.StringType,
+        description="The source field written to key_widget. Default: the stream's single "
+        "key property.",
+    ),
+    th.Property(
+        "data_creator",
+        th.StringType,
+        description="Overrides the top-level data_creator for this form.",
+    ),
+    th.Property(
+        "is_start_workflow",
+        th.BooleanType,
+        description="Overrides the top-level is_start_workflow for this form.",
+    ),
+)
+
+SETTINGS = th.PropertiesList(
+    th.Property(
+        "api_key",
+        th.StringType,
+        required=True,
+        secret=True,
+        description="Jiandaoyun API key (开放平台 → 密钥管理), sent as a Bearer token.",
+    ),
+    th.Property(
+        "base_url",
+        th.StringType,
+        default="https://api.jiandaoyun.com",
+        description="API address; change it for a private deployment. Requests go to "
+        "<base_url>/api/v5/….",
+    ),
+    th.Property(
+        "forms",
+        th.ObjectType(additional_properties=FORM),
+        required=True,
+        description="Stream name → the form its records are written to and how its fields "
+        "map to the form's widgets. Every stream the tap sends must have an entry.",
+    ),
+    th.Property(
+        "data_creator",
+        th.StringType,
+        description="Member username (成员编号) recorded as the creator of new rows. Default: "
+        "the company creator.",
+    ),
+    th.Property(
+        "is_start_workflow",
+        th.BooleanType,
+        default=False,
+        description="Start the form's workflow for rows created by the target.",
+    ),
+    th.Property(
+        "default_timezone",
+        th.StringType,
+        description="IANA time zone (e.g. Asia/Shanghai) in which datetimes and dates without "
+        "a time zone are read. Unset: such values are dead-lettered, not guessed.",
+    ),
+    th.Property(
+        "batch_requests_per_second",
+        th.NumberType,
+        default=10,
+        description="batch_create calls per second (the API allows 10).",
+    ),
+    th.Property(
+        "single_write_requests_per_second",
+        th.NumberType,
+        default=20,
+        description="data/update calls per second, used by upserts (the API allows 20).",
+    ),
+    th.Property(
+        "read_requests_per_second",
+        th.NumberType,
+        default=30,
+        description="widget/list and data/list calls per second (the API allows 30).",
+    ),
+    th.Property(
+        "company_requests_per_second",
+        th.NumberType,
+        default=50,
+        description="All calls together per second. The API allows 50 per company across "
+        "every key: lower it when other integrations of the company run at the same time.",
+    ),
+    th.Property(
+        "request_timeout",
+        th.NumberType,
+        default=120,
+        description="Seconds to wait for one answer before retrying the call.",
+    ),
+    *(
+        th.Property(
+            "max_in_flight",
+            th.IntegerType,
+            default=8,
+            description="Batches written concurrently (each one a batch_create, in upsert "
+            "mode also a data/list). The API's rates are respected regardless; at 300 ms per "
+            "call, 4 saturate appends and 8 upserts. Upserts send as many data/update calls at "
+            "once besides.",
+        )
+        if prop.name == "max_in_flight"
+        else prop
+        for prop in COMMON_SETTINGS.wrapped.values()
+    ),
+)
+
+
+class TargetJiandaoyun(PipelinedTarget):
+    """Writes any Singer stream into Jiandaoyun (简道云) forms: batched, checked, upserted."""
+
+    name = "target-jiandaoyun"
+    config_jsonschema = SETTINGS.to_dict()
+    default_sink_class = JiandaoyunSink
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        config = self.config
+        self.base_url = check_base_url(
+            config.get("base_url") or "https://api.jiandaoyun.com",
+            "base_url",
+            bool(config.get("allow_insecure_http")),
+        )
+        self.timezone = _timezone(config.get("default_timezone"))
+        self.form_specs = _form_specs(config.get("forms"))
+        if config.get("load_method") == "overwrite":
+            raise ConfigError(
+                "Setting 'load_method' is 'overwrite', which this target does not do (it never "
+                "deletes rows); use append-only, or upsert with a key_widget per form."
+            )
+        if config.get("load_method") == "upsert":
+            missing = [s for s, spec in self.form_specs.items() if not spec.get("key_widget")]
+            if missing:
+                raise ConfigError(
+                    f"Setting 'load_method' is 'upsert' but forms {missing} have no "
+                    "'key_widget' to find existing rows by."
+                )
+        rates = Rates(
+            batch=_positive(config, "batch_requests_per_second"),
+            single_write=_positive(config, "single_write_requests_per_second"),
+            read=_positive(config, "read_requests_per_second"),
+            company=_positive(config, "company_requests_per_second"),
+        )
+        in_flight = int(config.get("max_in_flight") or 8)
+        self.api = JiandaoyunApi(
+            self.base_url,
+            str(config["api_key"]),
+            rates,
+            concurrency=3 * in_flight,
+            timeout=_positive(config, "request_timeout"),
+        )
+        self.update_pool = ThreadPoolExecutor(in_flight, thread_name_prefix="update")
+        self.report.ceiling_per_minute = min(rates.batch, rates.company) * BATCH_ROWS * 60
+        self.forms: dict[str, Form] | None = None
+        self.writers: list[FormWriter] = []  # one per sink, for the end-of-run summary
+
+    # Start-up check of every form ----------------------------------------------------------------
+    def prepare(self) -> None:
+        """Read each form's widgets and check every stream's mapping against them."""
+        if self.forms is not None:
+            return
+        by_form: dict[tuple[str, str], Form] = {}
+        forms: dict[str, Form] = {}
+        errors: list[str] = []
+        for stream, spec in self.form_specs.items():
+            ids = (spec["app_id"], spec["entry_id"])
+            if ids not in by_form:
+                try:
+                    by_form[ids] = Form.parse(*ids, self.api.widgets(*ids))
+                except ApiError as exc:
+                    raise ConfigError(
+                        f"Stream '{stream}': reading the widgets of form {ids[0]}/{ids[1]} "
+                        f"failed: {exc}"
+                    ) from None
+            forms[stream] = by_form[ids]
+            try:
+                resolve(stream, spec, forms[stream], timezone=self.timezone)
+            except MappingError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise MappingError("The 'forms' setting does not fit the forms:\n" + "\n".join(errors))
+        self.forms = forms
+        self.logger.info("Checked %d form mapping(s) against their forms", len(forms))
+
+    def _process_schema_message(self, message_dict: dict) -> None:
+        self.prepare()  # before the first record: nothing is written with a wrong mapping
+        super()._process_schema_message(message_dict)
+
+    def stream_mapping(
+        self, stream: str, schema: dict[str, Any], key_properties: list[str] | None
+    ) -> StreamMapping:
+        self.prepare()
+        assert self.forms is not None
+        if stream not in self.form_specs:
+            raise ConfigError(
+                f"Stream '{stream}' has no entry in the 'forms' setting; add forms.{stream} "
+                f"with its app_id and entry_id (configured: {sorted(self.form_specs)})."
+            )
+        return resolve(
+            stream,
+            self.form_specs[stream],
+            self.forms[stream],
+            schema=schema,
+            key_properties=list(key_properties or []),
+            timezone=self.timezone,
+            defaults={
+                "data_creator": self.config.get("data_creator"),
+                "is_start_workflow": self.config.get("is_start_workflow", False),
+            },
+        )
+
+    def _finish(self, raise_failures: bool) -> None:
+        first = not self._finished
+        try:
+            super()._finish(raise_failures)
+        finally:
+            if first:
+                self._log_api_stats()
+
+    def _log_api_stats(self) -> None:
+        self.update_pool.shutdown(wait=True)
+        for writer in self.writers:
+            if writer.resends or writer.unchanged:
+                self.logger.info(
+                    "Stream '%s': %d batch re-send(s) after partial failures; %d row(s) already "
+                    "up to date (not written again)",
+                    writer.mapping.stream,
+                    writer.resends,
+                    writer.unchanged,
+                )
+        for endpoint, counts in self.api.stats().items():
+            if counts["calls"]:
+                self.logger.info(
+                    "%s: %d calls, %d retried, %d rate-limited",
+                    endpoint,
+                    counts["calls"],
+                    counts["retries"],
+                    counts["throttled"],
+                )
+
+
+def _timezone(name: str | None) -> dt.tzinfo | None:
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"Setting 'default_timezone' is {name!r}, not an IANA time zone such as "
+            "'Asia/Shanghai' or 'UTC'."
+        ) from None
+
+
+def _form_specs(forms: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(forms, dict) or not forms:
+        raise ConfigError(
+            "Setting 'forms' must map each stream to a form: "
+            '{"<stream>": {"app_id": "…", "entry_id": "…"}}.'
+        )
+    for stream, spec in forms.items():
+        for name in ("app_id", "entry_id"):
+            if not isinstance(spec, dict) or not spec.get(name):
+                raise ConfigError(f"Setting 'forms.{stream}.{name}' is missing.")
+    return forms
+
+
+def _positive(config: Any, name: str) -> float:
+    value = config.get(name)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"Setting '{name}' must be a positive number, got {value!r}.")
+    return float(value)

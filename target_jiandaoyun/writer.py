@@ -1,0 +1,300 @@
+"""Writing converted rows into one form: batch_create under a transaction_id, upsert by key.
+
+batch_create (contract §3–4)
+    At most 100 rows per call, each call under a `transaction_id` that is a UUIDv5 of the form,
+    the stream and the rows' content (and how many identical batches came before in the run).
+    A partial failure (`success_count` below the number of
+    rows) is answered by re-sending the *same* rows under the *same* id, which creates only the
+    rows still missing, until `success_count` covers them all. `success_ids` is never counted:
+    after a re-send it lists only that call's rows. Because the id depends only on the content,
+    a crash re-run that sends the same rows again within the hour gets the same id, and the
+    API does not create them twice. Re-sends stop well within the hour the id stays valid.
+
+Upsert (when the stream has a key widget)
+    The batch's keys are looked up with data/list and an `in` filter (200 values per call,
+    paged by `data_id`, reading the mapped fields too); rows whose key exists are updated with
+    data/update (several at once, paced at 20/s) unless they already hold the record's values
+    (a re-sent record: nothing to write), the others batch-created. Within a batch the last
+    record of a key wins. A key found on several rows updates the oldest and is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any, Literal
+
+from target_jiandaoyun.client import (
+    BATCH_CREATE,
+    BATCH_ROWS,
+    IN_VALUES,
+    LIST,
+    PAGE_ROWS,
+    UPDATE,
+    JiandaoyunApi,
+)
+from target_jiandaoyun.mapping import StreamMapping
+from target_kit.http import ApiError, RejectedError
+
+logger = logging.getLogger(__name__)
+
+# The namespace of our transaction ids (a UUIDv5 of this project's name).
+TRANSACTION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "target-jiandaoyun/transaction_id")
+# A transaction_id is honoured for an hour; a re-send is never started later than this after the
+# first attempt (one send, retries included, lasts at most ~8 minutes: see client.py).
+RESEND_DEADLINE = 40 * 60.0
+MAX_SENDS = 12  # sends of one partially failing batch before the run stops
+
+
+class IncompleteBatch(ApiError):
+    """A batch stayed partially written after every allowed re-send."""
+
+
+@dataclass(frozen=True)
+class RowResult:
+    action: Literal["created", "updated", "failed"]
+    id: str | None = None  # the row's `_id`, when known
+    reason: str | None = None  # why it failed, or a note (a key found on several rows)
+    code: Any = None  # the API's error code of a failure
+
+
+def key_token(value: Any) -> Hashable:
+    """A key as compared with what data/list returns (numbers compared by value)."""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return ("number", Decimal(str(value)).normalize())
+    return ("text", str(value))
+
+
+def content_digest(rows: Sequence[dict[str, Any]]) -> str:
+    content = json.dumps(rows, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class FormWriter:
+    def __init__(
+        self, api: JiandaoyunApi, mapping: StreamMapping, update_pool: ThreadPoolExecutor
+    ) -> None:
+        self.api = api
+        self.mapping = mapping
+        self.form = mapping.form
+        self.update_pool = update_pool
+        self.scope = f"{self.form.ref}\n{mapping.stream}"
+        self._lock = threading.Lock()
+        self._occurrences: Counter[str] = Counter()
+        self.resends = 0  # re-sends after partial failures, for the summary
+        self.unchanged = 0  # upserted rows that already held the record's values
+
+    def transaction_id(self, rows: Sequence[dict[str, Any]]) -> str:
+        """A UUIDv5 of the form, the stream and the rows; the n-th batch of identical rows in
+        a run gets its own, so appending the same rows twice on purpose still writes both."""
+        digest = content_digest(rows)
+        with self._lock:
+            self._occurrences[digest] += 1
+            occurrence = self._occurrences[digest]
+        return str(uuid.uuid5(TRANSACTION_NAMESPACE, f"{self.scope}\n{digest}\n{occurrence}"))
+
+    def write(self, rows: Sequence[dict[str, Any]], keys: Sequence[Any] | None) -> list[RowResult]:
+        """Write `rows` (keys given: upsert); one result per row, in order."""
+        if keys is None:
+            return self.create(rows)
+        return self.upsert(rows, keys)
+
+    # Append ------------------------------------------------------------------------------------
+    def create(self, rows: Sequence[dict[str, Any]]) -> list[RowResult]:
+        # A new row needs no clearing: nulls (written by updates to empty a field) are left out.
+        rows = [{k: v for k, v in row.items() if v["value"] is not None} for row in rows]
+        results: list[RowResult] = []
+        for chunk in chunks(rows, BATCH_ROWS):
+            results.extend(self._create_or_split(chunk))
+        return results
+
+    def _create_or_split(self, rows: Sequence[dict[str, Any]]) -> list[RowResult]:
+        """Create `rows`; when the API refuses their content, find the rows it refuses."""
+        try:
+            return [RowResult("created", row_id) for row_id in self._create(rows)]
+        except RejectedError as exc:
+            if len(rows) == 1:
+                return [RowResult("failed", reason=f"{exc.code}: {exc.message}", code=exc.code)]
+            logger.info(
+                "Form %s refused a batch of %d rows (%s %s); splitting it to find the rows",
+                self.form.ref,
+                len(rows),
+                exc.code,
+                exc.message,
+            )
+            half = len(rows) // 2
+            return self._create_or_split(rows[:half]) + self._create_or_split(rows[half:])
+
+    def _create(self, rows: Sequence[dict[str, Any]]) -> list[str | None]:
+        """batch_create until every row is in; the rows' ids when the API told them all."""
+        body: dict[str, Any] = {
+            "app_id": self.form.app_id,
+            "entry_id": self.form.entry_id,
+            "transaction_id": self.transaction_id(rows),
+            "is_start_workflow": self.mapping.is_start_workflow,
+            "data_list": list(rows),
+        }
+        if self.mapping.data_creator:
+            body["data_creator"] = self.mapping.data_creator
+        started = time.monotonic()
+        count = 0
+        for send in range(1, MAX_SENDS + 1):
+            try:
+                answer = self.api.call(BATCH_CREATE, body)
+            except RejectedError:
+                if send == 1:
+                    raise  # nothing was created: the caller may split the batch
+                raise self._incomplete(body, count, send, "the API refused a re-send") from None
+            count = int(answer.get("success_count") or 0)
+            if count >= len(rows):
+                ids = answer.get("success_ids") or []
+                # Only a complete first answer tells which id belongs to which row.
+                return list(ids) if send == 1 and len(ids) == len(rows) else [None] * len(rows)
+            if time.monotonic() - started > RESEND_DEADLINE:
+                break
+            with self._lock:
+                self.resends += 1
+            logger.info(
+                "Form %s: %d of %d rows created; re-sending the batch under transaction %s",
+                self.form.ref,
+                count,
+                len(rows),
+                body["transaction_id"],
+            )
+        raise self._incomplete(body, count, send, "re-sends did not complete it")
+
+    def _incomplete(self, body: dict, count: int, sends: int, why: str) -> IncompleteBatch:
+        return IncompleteBatch(
+            BATCH_CREATE,
+            "incomplete",
+            f"stream '{self.mapping.stream}', form {self.form.ref}: only {count} of "
+            f"{len(body['data_list'])} rows are in after {sends} sends of transaction "
+            f"{body['transaction_id']} ({why}). No later STATE is written; a re-run re-sends "
+            "these records (with a key_widget it cannot duplicate them).",
+        )
+
+    # Upsert ------------------------------------------------------------------------------------
+    def upsert(self, rows: Sequence[dict[str, Any]], keys: Sequence[Any]) -> list[RowResult]:
+        last: dict[Hashable, int] = {}
+        for index, key in enumerate(keys):
+            last[key_token(key)] = index  # the last record of a key wins
+        winners = sorted(last.values())
+        existing = self.find([keys[i] for i in winners], with_values=True)
+        results: dict[int, RowResult] = {}
+        updates: list[tuple[int, Future]] = []
+        creates: list[int] = []
+        for index in winners:
+            found = existing.get(key_token(keys[index]))
+            if not found:
+                creates.append(index)
+                continue
+            oldest = found[0]["_id"]
+            note = None
+            if len(found) > 1:
+                others = ", ".join(row["_id"] for row in found[1:])
+                note = (
+                    f"key {keys[index]!r} is on {len(found)} rows of form {self.form.ref}; "
+                    f"wrote the oldest ({oldest}), left {others}"
+                )
+                logger.warning("Stream '%s': %s", self.mapping.stream, note)
+            if self.mapping.up_to_date(rows[index], found[0]):
+                # A re-sent record (crash re-run, overlapping bookmark): nothing to write.
+                results[index] = RowResult("updated", oldest, note or "already up to date")
+                with self._lock:
+                    self.unchanged += 1
+                continue
+            future = self.update_pool.submit(self._update, oldest, rows[index])
+            updates.append((index, future))
+            results[index] = RowResult("updated", oldest, note)
+        try:
+            created = self.create([rows[i] for i in creates])
+        finally:
+            failure = self._collect_updates(updates, results)
+        if failure is not None:
+            raise failure
+        unknown = [
+            i for i, r in zip(creates, created, strict=True) if r.action == "created" and not r.id
+        ]
+        ids = self.find([keys[i] for i in unknown]) if unknown else {}
+        for index, result in zip(creates, created, strict=True):
+            if result.action == "created" and not result.id:
+                found = ids.get(key_token(keys[index]))
+                result = replace(result, id=found[0]["_id"] if found else None)
+            results[index] = result
+        return [results[last[key_token(key)]] for key in keys]
+
+    def _collect_updates(
+        self, updates: list[tuple[int, Future]], results: dict[int, RowResult]
+    ) -> BaseException | None:
+        failure = None
+        for index, future in updates:
+            try:
+                future.result()
+            except RejectedError as exc:
+                reason = f"{exc.code}: {exc.message}"
+                results[index] = RowResult("failed", results[index].id, reason, exc.code)
+            except BaseException as exc:
+                failure = failure or exc
+        return failure
+
+    def _update(self, data_id: str, row: dict[str, Any]) -> None:
+        body = {
+            "app_id": self.form.app_id,
+            "entry_id": self.form.entry_id,
+            "data_id": data_id,
+            "data": row,
+        }
+        self.api.call(UPDATE, body)
+
+    def find(
+        self, keys: Sequence[Any], with_values: bool = False
+    ) -> dict[Hashable, list[dict[str, Any]]]:
+        """The rows holding each key, oldest first (data/list answers in `_id` order).
+
+        Each row has its `_id` and key; `with_values` adds every mapped field.
+        """
+        assert self.mapping.key is not None
+        widget = self.mapping.key.widget
+        fields = self.mapping.widget_names if with_values else [widget.name]
+        unique = list({key_token(k): k for k in keys}.values())
+        found: dict[Hashable, list[dict[str, Any]]] = defaultdict(list)
+        for values in chunks(unique, IN_VALUES):
+            body: dict[str, Any] = {
+                "app_id": self.form.app_id,
+                "entry_id": self.form.entry_id,
+                "limit": PAGE_ROWS,
+                "fields": fields,
+                "filter": {
+                    "rel": "and",
+                    "cond": [
+                        {
+                            "field": widget.name,
+                            "type": widget.type,
+                            "method": "in",
+                            "value": list(values),
+                        }
+                    ],
+                },
+            }
+            while True:
+                page = self.api.call(LIST, body).get("data") or []
+                for row in page:
+                    found[key_token(row.get(widget.name))].append(row)
+                if len(page) < PAGE_ROWS:
+                    break
+                body["data_id"] = page[-1]["_id"]
+        return found

@@ -1,0 +1,211 @@
+"""Resolving the `forms` setting against a form's widgets, and turning records into rows."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from target_jiandaoyun.mapping import Form, MappingError, resolve
+from target_jiandaoyun.values import ValueRejected
+
+WIDGETS = {
+    "widgets": [
+        {"name": "_widget_1000000000001", "label": "客户名称", "type": "text"},
+        {
+            "name": "customer_id",
+            "widgetName": "_widget_1000000000002",
+            "label": "客户编号",
+            "type": "text",
+        },
+        {
+            "name": "amount",
+            "widgetName": "_widget_1000000000003",
+            "label": "金额",
+            "type": "number",
+        },
+        {"name": "_widget_1000000000004", "label": "备注", "type": "textarea"},
+        {"name": "_widget_1000000000005", "label": "备注", "type": "text"},
+        {"name": "_widget_1000000000006", "label": "流水号", "type": "sn"},
+        {
+            "name": "_widget_1000000000007",
+            "label": "联系人",
+            "type": "subform",
+            "items": [
+                {"name": "_widget_1000000000008", "label": "姓名", "type": "text"},
+                {"name": "_widget_1000000000009", "label": "次数", "type": "number"},
+            ],
+        },
+    ],
+    "sysWidgets": [{"name": "creator"}, {"name": "createTime"}],
+}
+FORM = Form.parse("app", "customers", WIDGETS)
+SCHEMA = {
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "amount": {"type": "number"},
+        "contacts": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"姓名": {}, "calls": {}}},
+        },
+        "_sdc_extracted_at": {"type": "string"},
+        "extra": {"type": "string"},
+    }
+}
+
+
+def test_fields_are_resolved_by_label_alias_or_widget_id() -> None:
+    spec = {
+        "app_id": "app",
+        "entry_id": "customers",
+        "fields": {"name": "客户名称", "id": "customer_id", "amount": "_widget_1000000000003"},
+    }
+    mapping = resolve("customers", spec, FORM, SCHEMA)
+    assert {f.source: f.widget.name for f in mapping.fields} == {
+        "name": "_widget_1000000000001",
+        "id": "customer_id",
+        "amount": "amount",
+    }
+
+
+def test_a_label_not_on_the_form_names_stream_field_and_form() -> None:
+    spec = {"app_id": "app", "entry_id": "customers", "fields": {"name": "客户全称"}}
+    with pytest.raises(MappingError) as error:
+        resolve("customers", spec, FORM)
+    message = str(error.value)
+    assert "Stream 'customers'" in message and "field 'name'" in message
+    assert "客户全称" in message and "app/customers" in message
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"name": "流水号"}, "cannot be written"),
+        ({"name": "备注"}, "2 widgets"),
+        ({"name": "creator"}, "system field"),
+        ({"_sdc_extracted_at": "客户名称"}, "Singer metadata"),
+        ({"missing": "客户名称"}, "not a property"),
+        ({"name": "客户名称", "id": "客户名称"}, "already fills"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused(fields: dict, problem: str) -> None:
+    spec = {"app_id": "app", "entry_id": "customers", "fields": fields}
+    with pytest.raises(MappingError, match=problem):
+        resolve("customers", spec, FORM, SCHEMA)
+
+
+def test_without_fields_properties_match_widgets_and_metadata_is_skipped() -> None:
+    mapping = resolve("customers", {"app_id": "app", "entry_id": "customers"}, FORM, SCHEMA)
+    assert [f.source for f in mapping.fields] == ["amount"]
+    assert "_sdc_extracted_at" not in mapping.unmapped
+    assert set(mapping.unmapped) >= {"id", "name", "extra"}
+
+
+def test_subform_rows_map_field_by_field() -> None:
+    spec = {
+        "app_id": "app",
+        "entry_id": "customers",
+        "fields": {"id": "customer_id"},
+        "subforms": {"contacts": {"widget": "联系人", "fields": {"calls": "次数"}}},
+    }
+    mapping = resolve("customers", spec, FORM, SCHEMA)
+    row = mapping.row({"id": "C1", "contacts": [{"姓名": "x", "calls": Decimal(3)}, {}]})
+    assert row == {
+        "customer_id": {"value": "C1"},
+        "_widget_1000000000007": {"value": [{"_widget_1000000000009": {"value": 3}}, {}]},
+    }
+
+
+def test_a_subform_mapped_in_fields_matches_its_rows_by_label() -> None:
+    spec = {"app_id": "app", "entry_id": "customers", "fields": {"contacts": "联系人"}}
+    mapping = resolve("customers", spec, FORM, SCHEMA)
+    row = mapping.row({"contacts": [{"姓名": "x", "calls": 1}]})
+    assert row == {"_widget_1000000000007": {"value": [{"_widget_1000000000008": {"value": "x"}}]}}
+
+
+def test_a_bad_value_names_field_widget_and_subform_row() -> None:
+    spec = {"app_id": "app", "entry_id": "customers", "fields": {"contacts": "联系人"}}
+    schema = {
+        "properties": {
+            "contacts": {"items": {"properties": {"次数": {}}}},
+        }
+    }
+    mapping = resolve("customers", spec, FORM, schema)
+    with pytest.raises(ValueRejected, match=r"'contacts'.*row 2.*'次数'.*not a number"):
+        mapping.row({"contacts": [{"次数": 1}, {"次数": "many"}]})
+
+
+def test_key_widget_defaults_to_the_stream_key_and_is_written() -> None:
+    spec = {"app_id": "app", "entry_id": "customers", "fields": {}, "key_widget": "客户编号"}
+    mapping = resolve("customers", spec, FORM, SCHEMA, key_properties=["id"])
+    assert mapping.key is not None and mapping.key.source == "id"
+    assert mapping.row({"id": "C9"}) == {"customer_id": {"value": "C9"}}
+    assert mapping.key_value({"id": "C9"}) == "C9"
+    with pytest.raises(ValueRejected, match="empty"):
+        mapping.key_value({"id": ""})
+
+
+def test_key_widget_must_be_text_or_number_and_the_key_unambiguous() -> None:
+    spec = {"app_id": "app", "entry_id": "customers", "key_widget": "联系人"}
+    with pytest.raises(MappingError, match="text or number"):
+        resolve("customers", spec, FORM, SCHEMA, key_properties=["id"])
+    spec = {"app_id": "app", "entry_id": "customers", "key_widget": "客户编号"}
+    with pytest.raises(MappingError, match="key_field"):
+        resolve("customers", spec, FORM, SCHEMA, key_properties=["id", "name"])
+
+
+def test_updates_clear_fields_the_record_sets_to_null() -> None:
+    spec = {
+        "app_id": "app",
+        "entry_id": "customers",
+        "fields": {"amount": "金额", "id": "客户编号"},
+    }
+    mapping = resolve("customers", spec, FORM, SCHEMA)
+    assert mapping.row({"id": "C1", "amount": None}) == {"customer_id": {"value": "C1"}}
+    assert mapping.row({"id": "C1", "amount": None}, clear=True) == {
+        "customer_id": {"value": "C1"},
+        "amount": {"value": None},
+    }
+    assert mapping.row({"id": "C1"}, clear=True) == {"customer_id": {"value": "C1"}}
+
+
+def test_a_computed_field_writes_its_expression_and_none_leaves_the_field_empty() -> None:
+    spec = {
+        "app_id": "app",
+        "entry_id": "customers",
+        "fields": {
+            "id": "客户编号",
+            "cents": {"widget": "金额", "expression": "int(amount * 100) if amount else None"},
+        },
+    }
+    mapping = resolve("customers", spec, FORM, SCHEMA)
+    assert mapping.row({"id": "C1", "amount": Decimal("1.25")}) == {
+        "customer_id": {"value": "C1"},
+        "amount": {"value": 125},
+    }
+    assert mapping.row({"id": "C1", "amount": None}) == {"customer_id": {"value": "C1"}}
+    assert mapping.row({"id": "C1", "amount": 0}, clear=True)["amount"] == {"value": None}
+
+
+def test_a_computed_field_that_fails_rejects_the_record_and_a_bad_one_the_setting() -> None:
+    fields = {"cents": {"widget": "金额", "expression": "amount * 100"}}
+    mapping = resolve("customers", {"app_id": "a", "entry_id": "c", "fields": fields}, FORM)
+    with pytest.raises(ValueRejected, match=r"field 'cents'.*amount \* 100"):
+        mapping.row({"amount": None})
+    fields = {"cents": {"widget": "金额", "expression": "amount *"}}
+    with pytest.raises(MappingError, match="Stream 'customers', field 'cents': cannot parse"):
+        resolve("customers", {"app_id": "a", "entry_id": "c", "fields": fields}, FORM)
+
+
+def test_the_key_may_be_computed() -> None:
+    spec = {
+        "app_id": "app",
+        "entry_id": "customers",
+        "fields": {"code": {"widget": "客户编号", "expression": "'OKKI-' + str(id)"}},
+        "key_widget": "客户编号",
+        "key_field": "code",
+    }
+    mapping = resolve("customers", spec, FORM, SCHEMA, key_properties=["id"])
+    assert mapping.key_value({"id": 42}) == "OKKI-42"
+    assert mapping.row({"id": 42}) == {"customer_id": {"value": "OKKI-42"}}

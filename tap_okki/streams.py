@@ -57,6 +57,7 @@ class CompaniesStream(OkkiListStream):
         # The last company's customers[]: the SDK syncs the child stream right after each
         # record, so one slot is enough and memory stays flat.
         self._contacts: tuple[int, list[dict]] | None = None
+        self._children_of: tuple[dict, Context | None, Context | None] | None = None
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         window = self.run_window(context)
@@ -117,6 +118,26 @@ class CompaniesStream(OkkiListStream):
         record = self.typed(row)
         record["_sdc_deleted_at"] = record.get("update_time")  # deleting set update_time
         return record
+
+    # The SDK syncs a record's children before it writes the record itself. Targets that link
+    # children to parents (a person to its company) want the parent first, so when companies
+    # are written, each company's contacts are synced right after its RECORD message.
+    def _process_record(
+        self,
+        record: dict,
+        child_context: Context | None = None,
+        partition_context: Context | None = None,
+    ) -> None:
+        if self.selected:
+            self._children_of = (record, child_context, partition_context)
+        else:
+            super()._process_record(record, child_context, partition_context)
+
+    def _write_record_message(self, record: dict) -> None:
+        super()._write_record_message(record)
+        held, self._children_of = self._children_of, None
+        if held is not None:
+            super()._process_record(*held)
 
     def get_child_context(self, record: dict, context: Context | None) -> dict:
         return {"company_id": record["company_id"]}

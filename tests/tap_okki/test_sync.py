@@ -52,6 +52,19 @@ def assert_each_key_once(run: TapRun) -> None:
         assert len(keys) == len(set(keys)), f"duplicate {stream}"
 
 
+def assert_each_contact_follows_its_company(run: TapRun) -> None:
+    """Targets that link a person to its company get the company's RECORD first."""
+    written: set[int] = set()
+    for message in run.messages:
+        if message["type"] != "RECORD":
+            continue
+        record = message["record"]
+        if message["stream"] == "companies":
+            written.add(record["company_id"])
+        elif message["stream"] == "contacts":
+            assert record["company_id"] in written, f"contact {record['customer_id']} came first"
+
+
 # Completeness ------------------------------------------------------------------------------------
 
 
@@ -66,6 +79,7 @@ def test_full_run_delivers_every_company_contact_and_opportunity_exactly_once(
     run = run_tap(tmp_path, tap_config(sandbox)).check()
 
     assert_each_key_once(run)
+    assert_each_contact_follows_its_company(run)
     # In OKKI's own order (newest first), though details were fetched concurrently.
     assert run.keys("companies", "company_id") == [c["company_id"] for c in truth["companies"]]
     assert set(run.keys("contacts", "customer_id")) == set(expected_contacts(truth["companies"]))

@@ -3,9 +3,9 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 MELTANO_VENV ?= .venv-meltano
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: install meltano test lint format sandbox demo clean
+.PHONY: install meltano test lint format sandbox demo bench bench-quick clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,19 @@ meltano: $(MELTANO_VENV)/bin/.installed
 ## demo: both pipelines through `meltano run` against the local sandboxes, then an incremental run
 demo: install meltano
 	PATH="$(CURDIR)/$(MELTANO_VENV)/bin:$$PATH" $(BIN)/python scripts/demo.py
+
+# Benchmark-only dependencies (matplotlib), kept out of `make test`.
+$(BIN)/.bench-installed: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	touch $@
+
+## bench: every benchmark in one run (about 45 minutes); one table, a chart in benchmarks/results/
+bench: install meltano $(BIN)/.bench-installed
+	PATH="$(CURDIR)/$(MELTANO_VENV)/bin:$$PATH" $(BIN)/python benchmarks/suite.py $(BENCH_ARGS)
+
+## bench-quick: the same, small sizes (a few minutes)
+bench-quick:
+	$(MAKE) bench BENCH_ARGS=--quick
 
 ## test: install what is missing, check lint, run every test
 test: install meltano

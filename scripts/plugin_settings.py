@@ -99,14 +99,10 @@ def required_settings(plugin: str) -> list[str]:
 
 
 def env_lines(plugin: str) -> list[str]:
-    info = about(plugin)
+    """The secrets: they belong in `.env`, never in meltano.yml."""
     prefix = plugin.upper().replace("-", "_")
-    required = set(info["settings"].get("required", []))
-    lines = []
-    for name, spec in info["settings"]["properties"].items():
-        if spec.get("secret") or name in required:
-            lines.append(f"{prefix}_{name.upper()}=")
-    return lines
+    props = about(plugin)["settings"]["properties"]
+    return [f"{prefix}_{name.upper()}=" for name, spec in props.items() if spec.get("secret")]
 
 
 def main() -> None:

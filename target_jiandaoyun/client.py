@@ -1,10 +1,11 @@
-"""The Jiandaoyun v5 API as the target uses it: four endpoints, paced and retried (contract §8–9).
+"""The Jiandaoyun v5 API as the target uses it: five endpoints, paced and retried (contract §8–9).
 
-Every endpoint has its own rate limit (batch_create 10/s, data/update 20/s, reads 30/s) and all
-calls of a company share 50/s; each endpoint gets a `RateLimiter` whose parent is the company
-budget, so neither is ever exceeded. Answers are classified by the contract's retry policy:
-rate-limit codes and HTTP 429 wait and retry, transient codes and 5xx back off and retry, auth
-and missing app/form codes stop the run with a message naming the setting to fix.
+Every endpoint has its own rate limit (batch_create 10/s, data/update and data/delete 20/s each,
+reads 30/s) and all calls of a company share 50/s; each endpoint gets a `RateLimiter` whose
+parent is the company budget, so neither is ever exceeded. Answers are classified by the
+contract's retry policy: rate-limit codes and HTTP 429 wait and retry, transient codes and 5xx
+back off and retry, auth and missing app/form codes stop the run with a message naming the
+setting to fix.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ WIDGETS = "app/entry/widget/list"
 LIST = "app/entry/data/list"
 BATCH_CREATE = "app/entry/data/batch_create"
 UPDATE = "app/entry/data/update"
+DELETE = "app/entry/data/delete"
 
 BATCH_ROWS = 100  # batch_create's limit (contract §3.1)
 IN_VALUES = 200  # the `in` filter's limit (contract §5.2)
@@ -31,6 +33,7 @@ PAGE_ROWS = 100  # data/list's page limit (contract §5.1)
 
 THROTTLED = {8303, 8304}  # company / endpoint rate limit: wait at least 1 s (contract §8)
 TRANSIENT = {4012, 9004, 9007, 17027}  # form busy, queue/lock failures, file upload failed
+NO_SUCH_ROW = 4001  # "data does not exist"
 # Codes that stop the run, with what the user should check.
 FATAL = {
     8301: "the API key was refused: check the 'api_key' setting",
@@ -152,7 +155,7 @@ class JiandaoyunApi:
     ) -> None:
         self.company = RateLimiter(pacing_windows(rates.company))
         limits = {WIDGETS: rates.read, LIST: rates.read, BATCH_CREATE: rates.batch}
-        limits[UPDATE] = rates.single_write
+        limits[UPDATE] = limits[DELETE] = rates.single_write
         headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
         self.clients = {
             endpoint: ApiClient(

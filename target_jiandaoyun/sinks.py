@@ -1,4 +1,8 @@
-"""`JiandaoyunSink`: one stream's records → rows of its form, 100 per batch, several in flight."""
+"""`JiandaoyunSink`: one stream's records → rows of its form, 100 per batch, several in flight.
+
+A record marked deleted (`_sdc_deleted_at`, see `target_kit.sink`) deletes the rows holding its
+key; in a form without a key widget nothing can find them, so it is skipped (never appended).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from target_jiandaoyun.mapping import StreamMapping
 from target_jiandaoyun.values import ValueRejected
-from target_jiandaoyun.writer import BATCH_ROWS, FormWriter, key_token
+from target_jiandaoyun.writer import BATCH_ROWS, FormWriter, RowResult, key_token
 from target_kit.sink import PipelinedSink
 
 if TYPE_CHECKING:
@@ -71,7 +75,7 @@ class JiandaoyunSink(PipelinedSink):
             keys.append((self.mapping.form.ref, self.mapping.key.widget.name, key_token(value)))
         return keys
 
-    def write_batch(self, records: list[dict]) -> None:
+    def write_records(self, records: list[dict]) -> None:
         ready: list[dict] = []
         rows: list[dict] = []
         keys: list[Any] = []
@@ -88,7 +92,32 @@ class JiandaoyunSink(PipelinedSink):
         if not rows:
             return
         results = self.writer.write(rows, keys if self.mapping.key is not None else None)
-        for record, result in zip(ready, results, strict=True):
+        self._report(ready, results)
+
+    def delete_records(self, records: list[dict]) -> None:
+        if self.mapping.key is None:
+            for record in records:
+                self.skip(
+                    record,
+                    f"records marked deleted are not deleted: form {self.mapping.form.ref} has "
+                    "no key_widget to find their rows by (nor are they appended); set "
+                    f"forms.{self.stream_name}.key_widget to delete them",
+                )
+            return
+        ready: list[dict] = []
+        keys: list[Any] = []
+        for record in records:
+            try:
+                keys.append(self.mapping.key_value(record))
+            except ValueRejected as exc:
+                self.reject(record, str(exc), "value")
+                continue
+            ready.append(record)
+        if ready:
+            self._report(ready, self.writer.delete(keys))
+
+    def _report(self, records: list[dict], results: list[RowResult]) -> None:
+        for record, result in zip(records, results, strict=True):
             if result.action == "failed":
                 self.reject(record, result.reason or "refused by the API", result.code)
             else:

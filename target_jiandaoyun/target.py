@@ -130,6 +130,16 @@ SETTINGS = th.PropertiesList(
         "a time zone are read. Unset: such values are dead-lettered, not guessed.",
     ),
     th.Property(
+        "process_deletes",
+        th.BooleanType,
+        default=True,
+        description="Propagate deletions: a record whose `_sdc_deleted_at` is set (a tap's mark "
+        "for a record deleted at the source; tap-okki sets it on deleted companies) deletes the "
+        "rows holding its key in the form's key_widget, instead of being written. Without a "
+        "key_widget such a record cannot be found: it is skipped (logged, and counted in the run "
+        "report), never appended. Off: such records are written like any other.",
+    ),
+    th.Property(
         "batch_requests_per_second",
         th.NumberType,
         default=10,
@@ -139,7 +149,8 @@ SETTINGS = th.PropertiesList(
         "single_write_requests_per_second",
         th.NumberType,
         default=20,
-        description="data/update calls per second, used by upserts (the API allows 20).",
+        description="data/update calls per second, used by upserts, and as many data/delete "
+        "calls, used by deletions (the API allows 20 each).",
     ),
     th.Property(
         "read_requests_per_second",
@@ -197,7 +208,8 @@ class TargetJiandaoyun(PipelinedTarget):
         if config.get("load_method") == "overwrite":
             raise ConfigError(
                 "Setting 'load_method' is 'overwrite', which this target does not do (it never "
-                "deletes rows); use append-only, or upsert with a key_widget per form."
+                "deletes rows the stream does not send); use append-only, or upsert with a "
+                "key_widget per form."
             )
         if config.get("load_method") == "upsert":
             missing = [s for s, spec in self.form_specs.items() if not spec.get("key_widget")]

@@ -16,6 +16,11 @@ Upsert (when the stream has a key widget)
     data/update (several at once, paced at 20/s) unless they already hold the record's values
     (a re-sent record: nothing to write), the others batch-created. Within a batch the last
     record of a key wins. A key found on several rows updates the oldest and is reported.
+
+Delete (a record marked deleted, in a form with a key widget)
+    The keys are looked up as for an upsert, and every row holding one is deleted with
+    data/delete (several at once, paced at 20/s). A row that is gone by then (4001) is what was
+    asked for, as is a key on no row.
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ from typing import Any, Literal
 from target_jiandaoyun.client import (
     BATCH_CREATE,
     BATCH_ROWS,
+    DELETE,
     IN_VALUES,
     LIST,
+    NO_SUCH_ROW,
     PAGE_ROWS,
     UPDATE,
     JiandaoyunApi,
@@ -61,7 +68,7 @@ class IncompleteBatch(ApiError):
 
 @dataclass(frozen=True)
 class RowResult:
-    action: Literal["created", "updated", "failed"]
+    action: Literal["created", "updated", "deleted", "failed"]
     id: str | None = None  # the row's `_id`, when known
     reason: str | None = None  # why it failed, or a note (a key found on several rows)
     code: Any = None  # the API's error code of a failure
@@ -259,6 +266,49 @@ class FormWriter:
             "data": row,
         }
         self.api.call(UPDATE, body)
+
+    # Delete ------------------------------------------------------------------------------------
+    def delete(self, keys: Sequence[Any]) -> list[RowResult]:
+        """Delete every row holding each key; one result per key, in order."""
+        found = self.find(keys)
+        futures = {
+            row["_id"]: self.update_pool.submit(self._delete, row["_id"])
+            for rows in found.values()
+            for row in rows
+        }
+        refused: dict[str, RejectedError] = {}
+        failure = None
+        for row_id, future in futures.items():
+            try:
+                future.result()
+            except RejectedError as exc:
+                refused[row_id] = exc
+            except BaseException as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        results = []
+        for key in keys:
+            ids = [row["_id"] for row in found.get(key_token(key), [])]
+            errors = [refused[i] for i in ids if i in refused]
+            if errors:
+                reason = f"{errors[0].code}: {errors[0].message}"
+                results.append(RowResult("failed", ids[0], reason, errors[0].code))
+            elif not ids:
+                reason = "no row holds this key (never written, or deleted already)"
+                results.append(RowResult("deleted", None, reason))
+            else:
+                note = f"deleted the {len(ids)} rows holding this key" if len(ids) > 1 else None
+                results.append(RowResult("deleted", ids[0], note))
+        return results
+
+    def _delete(self, data_id: str) -> None:
+        body = {"app_id": self.form.app_id, "entry_id": self.form.entry_id, "data_id": data_id}
+        try:
+            self.api.call(DELETE, body)
+        except RejectedError as exc:
+            if exc.code != NO_SUCH_ROW:  # a row deleted meanwhile is what was asked for
+                raise
 
     def find(
         self, keys: Sequence[Any], with_values: bool = False

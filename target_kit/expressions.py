@@ -5,6 +5,10 @@ non-nullable (a `None` from `x if x else None` then fails validation), so a valu
 sometimes missing cannot be expressed there. Our mappings evaluate expressions after
 validation instead, with the same `simpleeval` language the SDK uses: the record's properties
 are names, `record` is the whole record, and only side-effect-free functions are available.
+
+Dates, date-times and times are seen as the ISO 8601 text they were in the tap's output
+(`"2026-03-01"`, `"2026-03-01T09:30:00+00:00"`), whether or not the target's SDK parsed them into
+objects, so an expression reads the same in every target: `account_date + 'T00:00:00+08:00'`.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ class Expression:
         )
 
     def __call__(self, record: dict[str, Any]) -> Any:
-        names = {**record, "record": record}
+        as_text = _dates_as_text(record)
+        names = {**as_text, "record": as_text}
         evaluator = simpleeval.EvalWithCompoundTypes(names=names, functions=FUNCTIONS)
         try:
             return evaluator.eval(self.source, previously_parsed=self._parsed)
@@ -57,3 +62,8 @@ class Expression:
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
+
+
+def _dates_as_text(record: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the record with dates and times back in the ISO 8601 text the tap sent."""
+    return {k: v.isoformat() if isinstance(v, dt.date | dt.time) else v for k, v in record.items()}

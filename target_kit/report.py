@@ -12,20 +12,22 @@ from typing import Any, Literal
 
 from target_kit.serialize import dumps, open_jsonl
 
-Action = Literal["created", "updated", "failed"]
+Action = Literal["created", "updated", "deleted", "skipped", "failed"]
 
 
 @dataclass
 class StreamTally:
     created: int = 0
     updated: int = 0
+    deleted: int = 0
+    skipped: int = 0  # nothing to do for it, with the reason in the report (not a failure)
     failed: int = 0
     first_at: float = 0.0
     last_at: float = 0.0
 
     @property
     def records(self) -> int:
-        return self.created + self.updated + self.failed
+        return self.created + self.updated + self.deleted + self.skipped + self.failed
 
 
 class RunReport:
@@ -103,9 +105,12 @@ class RunReport:
         with self._lock:
             for stream, t in sorted(self.tallies.items()):
                 seconds = max(t.last_at - t.first_at, 1e-9) if t.records > 1 else 0.0
+                # Deletions and skips only when there were some: most runs have none.
+                rare = f"{t.deleted} deleted, " if t.deleted else ""
+                rare += f"{t.skipped} skipped, " if t.skipped else ""
                 lines.append(
                     f"Stream '{stream}': {t.records} records, {t.created} created, "
-                    f"{t.updated} updated, {t.failed} failed, in {seconds:.1f}s, "
+                    f"{t.updated} updated, {rare}{t.failed} failed, in {seconds:.1f}s, "
                     + self._rate(t.records, seconds)
                 )
             if self._file is not None:

@@ -1,8 +1,12 @@
 """`PipelinedSink`: a BatchSink whose batches go to the target's Dispatcher.
 
-Subclasses implement `write_batch(records)` (runs on a worker thread: send, then report every
-record as written or dead-lettered) and may override `batch_keys` / `batch_needs` to declare
-ordering constraints.
+Subclasses implement `write_records(records)` and `delete_records(records)` (run on a worker
+thread: send, then report every record as written, deleted, skipped or dead-lettered) and may
+override `batch_keys` / `batch_needs` to declare ordering constraints.
+
+A record whose `_sdc_deleted_at` is set (the Singer mark of a record deleted at the source) goes
+to `delete_records` unless the setting `process_deletes` is false; then it is written like any
+other record.
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ _sink_numbers = itertools.count(1)
 
 # Singer metadata columns a tap may add (tap-jsonl adds `_sdc_filename`, …): never data.
 SDC_PREFIX = "_sdc_"
+DELETED_AT = "_sdc_deleted_at"
+
+
+def is_deleted(record: dict[str, Any]) -> bool:
+    return record.get(DELETED_AT) not in (None, "")
 
 
 class PipelinedSink(BatchSink):
@@ -31,6 +40,26 @@ class PipelinedSink(BatchSink):
         super().__init__(target, *args, **kwargs)
         # A stream whose schema changes gets a new sink; each keeps its own record positions.
         self.checkpoint_name = f"{self.stream_name}#{next(_sink_numbers)}"
+        self._skips_logged: set[str] = set()
+
+    @property
+    def process_deletes(self) -> bool:
+        return bool(self.config.get("process_deletes", True))
+
+    # The deletion mark survives the SDK -------------------------------------------------------
+    # Without `add_record_metadata` the SDK drops every `_sdc_*` property from schema and
+    # records; the deletion mark says what to do with the record, so it is kept.
+    def _remove_sdc_metadata_from_schema(self) -> None:
+        kept = self.schema["properties"].get(DELETED_AT)
+        super()._remove_sdc_metadata_from_schema()
+        if kept is not None:
+            self.schema["properties"][DELETED_AT] = kept
+
+    def _remove_sdc_metadata_from_record(self, record: dict) -> None:
+        deleted_at = record.get(DELETED_AT)
+        super()._remove_sdc_metadata_from_record(record)
+        if deleted_at is not None:
+            record[DELETED_AT] = deleted_at
 
     # Invalid records are dead-lettered, not fatal --------------------------------------------
     def _validate_and_parse(self, record: dict) -> dict:
@@ -66,6 +95,13 @@ class PipelinedSink(BatchSink):
         values = tuple(record.get(k) for k in keys)
         return values[0] if len(values) == 1 else list(values)
 
+    def skip(self, record: dict, reason: str) -> None:
+        """Count a record there is nothing to do for in the run report; log each reason once."""
+        self.target.report.record(self.stream_name, self.key_of(record), "skipped", reason=reason)
+        if reason not in self._skips_logged:
+            self._skips_logged.add(reason)
+            self.logger.warning("Stream '%s': %s", self.stream_name, reason)
+
     def reject(self, record: dict, reason: str, code: Any = None) -> None:
         """Dead-letter one record (any thread) and count it in the run report."""
         key = self.key_of(record)
@@ -99,6 +135,39 @@ class PipelinedSink(BatchSink):
         return []
 
     def write_batch(self, records: list[dict]) -> None:
+        for live, deleted in self._parts(records):
+            if live:
+                self.write_records(live)
+            if deleted:
+                self.delete_records(deleted)
+
+    def _parts(self, records: list[dict]) -> list[tuple[list[dict], list[dict]]]:
+        """The batch as (live, deleted) parts in which no key is both, in the tap's order.
+
+        Within a part, records of one key are all live (the last one wins) or all deleted; a
+        record deleted and then restored in one batch is deleted, then written again.
+        """
+        if not self.process_deletes:
+            return [(records, [])]
+        parts: list[tuple[list[dict], list[dict]]] = [([], [])]
+        seen: dict[Hashable, bool] = {}  # key → deleted, in the current part
+        for record in records:
+            deleted = is_deleted(record)
+            keys = self.batch_keys([record])
+            if any(seen.get(k, deleted) != deleted for k in keys):
+                parts.append(([], []))
+                seen = {}
+            seen.update((k, deleted) for k in keys)
+            live, gone = parts[-1]
+            (gone if deleted else live).append(record)
+        return parts
+
+    def write_records(self, records: list[dict]) -> None:
+        """Write live records (on a worker thread)."""
+        raise NotImplementedError
+
+    def delete_records(self, records: list[dict]) -> None:
+        """Delete what records marked deleted were written to (on a worker thread)."""
         raise NotImplementedError
 
 

@@ -39,7 +39,7 @@ COMMON_SETTINGS = th.PropertiesList(
         "run_report_path",
         th.StringType,
         description="JSON Lines file with one line per record: stream, source key, destination "
-        "id and created/updated/failed. Not written when unset.",
+        "id and created/updated/deleted/skipped/failed. Not written when unset.",
     ),
     th.Property(
         "max_failed_records",

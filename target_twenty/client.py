@@ -1,4 +1,4 @@
-"""Twenty's REST API as the target uses it: metadata, batch upserts, existence checks.
+"""Twenty's REST API as the target uses it: metadata, batch upserts, deletes, existence checks.
 
 Pacing is proactive and shared by every request (100 calls per 60 s and 100 per second, as
 documented, or less when the server announces less in `X-RateLimit-Limit`). How each answer is
@@ -8,7 +8,8 @@ handled (contract §9):
   "Limit reached" form has neither) an exponential backoff from one second;
 - 5xx, timeouts and dropped connections: retried with backoff (the writes are idempotent);
 - 400: the batch's content was refused; the sink splits it to find the record at fault;
-- 401, 402, 403, 404 and other 4xx: the run stops with the server's message.
+- 401, 402, 403, 404 and other 4xx: the run stops with the server's message — but a 404 to a
+  DELETE means the record is gone already.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import requests
 
-from target_kit.http import ApiClient, Outcome, RetryPolicy, retry_after_seconds
+from target_kit.http import ApiClient, ApiError, Outcome, RetryPolicy, retry_after_seconds
 from target_kit.pacing import RateLimiter
 
 logger = logging.getLogger("target_twenty")
@@ -151,6 +152,18 @@ class TwentyClient:
                 f"{len(rows) if isinstance(rows, list) else 'none'}"
             )
         return rows
+
+    def delete(self, plural: str, twenty_id: str) -> bool:
+        """Soft-delete one record; False when Twenty has no live record of that id (404)."""
+        try:
+            self.api.send(
+                "DELETE", f"/rest/{plural}/{twenty_id}", endpoint=f"DELETE /rest/{plural}"
+            )
+        except ApiError as exc:
+            if exc.code == 404:  # never written, or deleted already: what was asked for
+                return False
+            raise
+        return True
 
     def existing(self, plural: str, ids: list[str]) -> set[str]:
         """Those of `ids` that are rows of `plural` (soft-deleted ones do not count)."""

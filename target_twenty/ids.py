@@ -7,7 +7,9 @@ domain), it answers with that row's id: an *alias*. Aliases are the only ids rem
 small SQLite file, so references resolve to the right row in this run and in later ones.
 
 The file also keeps, for this run only (a temporary table, so memory stays flat), which parent
-records are known to be in Twenty, so a child batch needs no request to check its parents.
+records are known to be in Twenty, so a child batch needs no request to check its parents; and,
+across runs, which records the target deleted (until a later upsert revives them), so a child
+that still references one leaves its link alone instead of failing.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ class IdStore:
             " twenty_id TEXT NOT NULL, PRIMARY KEY (scope, stream, key)) WITHOUT ROWID"
         )
         self._db.execute(
+            "CREATE TABLE IF NOT EXISTS deleted (scope TEXT, twenty_id TEXT, PRIMARY KEY"
+            " (scope, twenty_id)) WITHOUT ROWID"
+        )
+        self._db.execute(
             "CREATE TEMP TABLE present (scope TEXT, twenty_id TEXT, PRIMARY KEY"
             " (scope, twenty_id)) WITHOUT ROWID"
         )
@@ -100,6 +106,11 @@ class IdStore:
                         "INSERT OR IGNORE INTO present VALUES (?,?)",
                         [(scope, i) for _, i in written],
                     )
+                # An upsert revives a soft-deleted record.
+                self._db.executemany(
+                    "DELETE FROM deleted WHERE scope=? AND twenty_id=?",
+                    [(scope, i) for _, i in written],
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -111,15 +122,34 @@ class IdStore:
                 "INSERT OR IGNORE INTO present VALUES (?,?)", [(scope, i) for i in twenty_ids]
             )
 
+    def mark_deleted(self, scope: str, twenty_ids: Iterable[str]) -> None:
+        rows = [(scope, i) for i in twenty_ids]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR IGNORE INTO deleted VALUES (?,?)", rows)
+                self._db.executemany("DELETE FROM present WHERE scope=? AND twenty_id=?", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def present(self, scope: str, twenty_ids: Iterable[str]) -> set[str]:
         """Those of `twenty_ids` known to be in Twenty since this run wrote or found them."""
+        return self._among("present", scope, twenty_ids)
+
+    def deleted(self, scope: str, twenty_ids: Iterable[str]) -> set[str]:
+        """Those of `twenty_ids` the target soft-deleted and has not written since."""
+        return self._among("deleted", scope, twenty_ids)
+
+    def _among(self, table: str, scope: str, twenty_ids: Iterable[str]) -> set[str]:
         twenty_ids = list(set(twenty_ids))
         if not twenty_ids:
             return set()
         marks = ",".join("?" * len(twenty_ids))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT twenty_id FROM present WHERE scope=? AND twenty_id IN ({marks})",
+                f"SELECT twenty_id FROM {table} WHERE scope=? AND twenty_id IN ({marks})",
                 (scope, *twenty_ids),
             ).fetchall()
         return {r[0] for r in rows}

@@ -20,12 +20,12 @@ The `mappings` setting, per stream (every part optional):
   reference points at the id Twenty gave it.
 
 Expressions see dates and date-times as ISO 8601 text, as the tap sent them (`"2026-03-01"`,
-`"2026-03-01T09:30:00+00:00"`; the SDK has parsed them into objects by then), and numbers with a
-fraction as exact `Decimal`s (`int(amount * 1000000)`). A computed value is checked and
-canonicalised like a copied one. An expression that fails on a record, or computes a value
-Twenty would refuse, dead-letters that record. A computed field is left alone, like a copied
-one, when a property it reads is absent from the record (an update that does not carry it): the
-expression is not evaluated then.
+`"2026-03-01T09:30:00+00:00"`; `target_kit.expressions` turns the SDK's parsed objects back),
+and numbers with a fraction as exact `Decimal`s (`int(amount * 1000000)`). A computed value is
+checked and canonicalised like a copied one. An expression that fails on a record, or computes
+a value Twenty would refuse, dead-letters that record. A computed field is left alone, like a
+copied one, when a property it reads is absent from the record (an update that does not carry
+it): the expression is not evaluated then.
 
 The SDK's `stream_maps` run before this mapping and can transform records too, but they type
 every computed property as non-nullable: `int(amount * 1000000) if amount is not None else
@@ -38,7 +38,6 @@ message arrives (it must have every property a mapping reads).
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -104,7 +103,8 @@ class StreamMapping:
         fields = None
         if settings.get("fields") is not None:
             fields = [
-                _field_map(stream, obj, path, source) for path, source in settings["fields"].items()
+                _field_map(stream, obj, path, source)
+                for path, source in _flat_fields(settings["fields"]).items()
             ]
             _no_overlaps(stream, fields)
         references = [
@@ -154,7 +154,6 @@ class StreamMapping:
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
         """The Twenty record (without id and references); raises `BadValue`."""
         body: dict[str, Any] = {}
-        names: dict[str, Any] | None = None  # the record as expressions see it
         for fm in self.fields or ():
             if not fm.inputs <= record.keys():
                 continue  # absent is not null: an update leaves the field alone
@@ -162,9 +161,8 @@ class StreamMapping:
             if fm.expression is None:
                 value = record[fm.source]
             else:
-                names = names or _dates_as_text(record)
                 try:
-                    value = fm.expression(names)
+                    value = fm.expression(record)
                 except ExpressionError as exc:
                     raise BadValue(f"{path}: {exc}") from None
             if fm.sub is None:
@@ -195,11 +193,6 @@ class StreamMapping:
             if value not in (None, ""):
                 found.append((f.key, value))
         return found
-
-
-def _dates_as_text(record: dict[str, Any]) -> dict[str, Any]:
-    """Dates and times back to the ISO 8601 text they were in the tap's output."""
-    return {k: v.isoformat() if isinstance(v, dt.date | dt.time) else v for k, v in record.items()}
 
 
 def _field_map(stream: str, obj: TwentyObject, path: Any, source: Any) -> FieldMap:
@@ -280,3 +273,19 @@ def _reference(
             f"'{parent_object}'."
         )
     return Reference(key, parent_stream, sources)
+
+
+def _flat_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """`{"domainName": {"primaryLinkUrl": "homepage"}}` → `{"domainName.primaryLinkUrl": …}`.
+
+    Both spellings mean the same; the nested one is what Meltano makes of dotted keys in
+    `meltano.yml` (it expands them into objects).
+    """
+    flat: dict[str, Any] = {}
+    for path, source in fields.items():
+        if isinstance(source, dict) and "expression" not in source and "." not in path:
+            for sub, sub_source in source.items():
+                flat[f"{path}.{sub}"] = sub_source
+        else:
+            flat[path] = source
+    return flat

@@ -1,6 +1,6 @@
 """`TwentySink`: one stream's records, upserted into one Twenty object, 60 per call.
 
-A batch, on a worker thread (`write_batch`):
+The live records of a batch, on a worker thread (`write_records`):
 1. each record is mapped and its values checked; a value Twenty would refuse dead-letters the
    record before anything is sent;
 2. references get the parent's Twenty id (an alias if Twenty matched the parent to an existing
@@ -11,6 +11,11 @@ A batch, on a worker thread (`write_batch`):
 4. the call; a 400 is split in halves until the refused record is alone, and that record is
    dead-lettered with the server's message while the others load;
 5. aliases Twenty chose are saved, and every record goes to the run report.
+
+A record marked deleted (`_sdc_deleted_at`, see `target_kit.sink`) is soft-deleted instead:
+`DELETE /rest/{plural}/{id}` on its id (alias, else the stable id), one call per record; a 404
+means it is gone already. A child that references a parent the target deleted leaves that
+link as it is (Twenty refuses a link to a deleted record) and says so in the run report.
 
 Parents before children (`batch_needs`): a batch waits for in-flight batches writing the
 parents it references, and a parent still buffered in its sink is sent first.
@@ -42,6 +47,7 @@ class Item:
     payload: dict[str, Any] = field(default_factory=dict)
     parents: dict[str, str | None] = field(default_factory=dict)  # join column → parent key
     id: str = ""
+    note: str | None = None  # for the run report
 
 
 @dataclass
@@ -129,12 +135,36 @@ class TwentySink(PipelinedSink):
         return [(stream, k) for stream, keys in needs.items() for k in keys]
 
     # Worker thread: the batch -------------------------------------------------------------
-    def write_batch(self, records: list[dict]) -> None:
+    def write_records(self, records: list[dict]) -> None:
         items = [item for item in map(self._prepare, records) if item is not None]
         items = self._resolve_parents(items)
         entries = self._merge(self._assign_ids(items))
         for group in self._rounds(entries):
             self._send(group)
+
+    def delete_records(self, records: list[dict]) -> None:
+        keyed: dict[str, list[dict]] = {}  # key → its records (a key deleted twice: one call)
+        for record in records:
+            key = self.key_text(record)
+            if key is None:
+                self.skip(
+                    record,
+                    "a record marked deleted in a stream without key properties: there is no id "
+                    f"to find its {self.object.singular} by, so nothing is deleted",
+                )
+            else:
+                keyed.setdefault(key, []).append(record)
+        ids = self.target.ids.ids(self.object.id, self.stream_name, list(keyed))
+        for key, same_key in keyed.items():
+            twenty_id = ids[key]
+            found = self.target.client.delete(self.object.plural, twenty_id)
+            # Noted before the batch is acknowledged, as aliases are.
+            self.target.ids.mark_deleted(self.object.id, [twenty_id])
+            reason = None if found else "not in Twenty (never loaded, or deleted already)"
+            for record in same_key:
+                self.target.report.record(
+                    self.stream_name, self.key_of(record), "deleted", twenty_id, reason
+                )
 
     def _prepare(self, record: dict[str, Any]) -> Item | None:
         item = Item(record, self.key_text(record))
@@ -155,7 +185,8 @@ class TwentySink(PipelinedSink):
             keys = {i.parents[ref.key] for i in items if i.parents.get(ref.key) is not None}
             twenty_ids = store.ids(parent.id, ref.stream, keys)
             present = store.present(parent.id, twenty_ids.values())
-            unknown = sorted(set(twenty_ids.values()) - present)
+            deleted = store.deleted(parent.id, set(twenty_ids.values()) - present)
+            unknown = sorted(set(twenty_ids.values()) - present - deleted)
             if unknown:  # written before this run, or never: ask Twenty
                 found = self.target.client.existing(parent.plural, unknown)
                 store.mark_present(parent.id, found)
@@ -168,6 +199,13 @@ class TwentySink(PipelinedSink):
                     item.payload[ref.key] = None
                 elif twenty_ids[key] in present:
                     item.payload[ref.key] = twenty_ids[key]
+                elif twenty_ids[key] in deleted:
+                    # The source deleted the parent but kept this record (OKKI keeps a deleted
+                    # company's opportunities): write it, and leave the link as it was.
+                    item.note = (
+                        f"{ref.key} left as it was: the '{ref.stream}' record with key {key} "
+                        "was deleted"
+                    )
                 else:
                     orphans.setdefault(
                         n,
@@ -264,7 +302,7 @@ class TwentySink(PipelinedSink):
                     row_id,
                     "merged with a later version of this record in the same batch"
                     if later
-                    else reason,
+                    else "; ".join(filter(None, (reason, item.note))) or None,
                 )
 
     def _fail(self, item: Item, reason: str, code: Any) -> None:

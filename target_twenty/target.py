@@ -1,7 +1,8 @@
 """`target-twenty`: batched upserts of any Singer stream into Twenty CRM.
 
-Every record is upserted on a stable id, whatever the SDK's `load_method` says, and nothing is
-ever deleted. Built on `target_kit.PipelinedTarget` (several batches in flight, STATE per
+Every record is upserted on a stable id, whatever the SDK's `load_method` says; a record the tap
+marks deleted (`_sdc_deleted_at`) soft-deletes its Twenty record (`process_deletes`), and nothing
+else is ever deleted. Built on `target_kit.PipelinedTarget` (several batches in flight, STATE per
 acknowledged batch, dead letters, run report). What is Twenty's own is here and in the sibling
 modules: the settings, the workspace metadata every mapping is checked against, stable ids and
 aliases.
@@ -22,6 +23,9 @@ from target_twenty.mapping import StreamMapping
 from target_twenty.metadata import TwentyObject, Workspace
 from target_twenty.sinks import TwentySink
 
+EXPRESSION = th.ObjectType(
+    th.Property("expression", th.StringType, required=True), additional_properties=False
+)
 REFERENCE = th.ObjectType(
     th.Property("stream", th.StringType, required=True, description="The parent stream."),
     th.Property(
@@ -44,10 +48,10 @@ STREAM_MAPPING = th.ObjectType(
         th.ObjectType(
             additional_properties=th.AnyOf(
                 th.StringType,
-                th.ObjectType(
-                    th.Property("expression", th.StringType, required=True),
-                    additional_properties=False,
-                ),
+                EXPRESSION,
+                # A composite's sub-fields nested instead of dotted (what Meltano makes of
+                # dotted keys): {"domainName": {"primaryLinkUrl": "website"}}.
+                th.ObjectType(additional_properties=th.AnyOf(th.StringType, EXPRESSION)),
             )
         ),
         description='Twenty field ← source property, e.g. {"name.firstName": "first_name", '
@@ -56,7 +60,8 @@ STREAM_MAPPING = th.ObjectType(
         'else None"}} (simpleeval, as in stream_maps: properties are names, `record` is the '
         "whole record, dates are ISO 8601 text, None empties the field; a record the "
         "expression fails on is dead-lettered). Default: properties load into the fields of "
-        "the same name.",
+        "the same name. A composite's sub-fields may also be nested: "
+        '{"domainName": {"primaryLinkUrl": "website"}} (Meltano turns dotted keys into that).',
     ),
     th.Property(
         "references",
@@ -123,6 +128,15 @@ SETTINGS = th.PropertiesList(
         default="",
         description="Part of every record's stable Twenty id. Give each tap its own value when "
         "several taps load streams with the same names into one workspace.",
+    ),
+    th.Property(
+        "process_deletes",
+        th.BooleanType,
+        default=True,
+        description="Propagate deletions: a record whose `_sdc_deleted_at` is set (a tap's mark "
+        "for a record deleted at the source; tap-okki sets it on deleted companies) soft-deletes "
+        "the Twenty record its key was written to, instead of being upserted. A later record "
+        "of the key restores it. Off: such records are upserted like any other.",
     ),
     th.Property(
         "max_in_flight",

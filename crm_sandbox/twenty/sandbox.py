@@ -46,6 +46,10 @@ class TwentySandbox(Sandbox):
 
     def reset(self) -> None:
         """Empty workspace: standard metadata only, no records, fresh rate buckets."""
+        # Faults replay from the seed, as in the other emulators: a test's faults do not
+        # depend on which tests ran before it.
+        self.rng = random.Random(self.seed)
+        self._burst_left = 0
         self.workspace = Workspace()
         self.store = Store(self.workspace, random.Random(self.seed))
         self.limiter.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -186,6 +187,16 @@ def test_a_computed_field_writes_its_expression_and_none_leaves_the_field_empty(
     }
     assert mapping.row({"id": "C1", "amount": None}) == {"customer_id": {"value": "C1"}}
     assert mapping.row({"id": "C1", "amount": 0}, clear=True)["amount"] == {"value": None}
+
+
+def test_a_computed_field_sees_dates_as_iso_text_as_in_target_twenty() -> None:
+    fields = {"label": {"widget": "客户名称", "expression": "'since ' + first + ' / ' + at"}}
+    mapping = resolve("customers", {"app_id": "a", "entry_id": "c", "fields": fields}, FORM)
+    record = {"first": dt.date(2026, 3, 1), "at": dt.datetime(2026, 2, 1, 9, 30, tzinfo=dt.UTC)}
+
+    assert mapping.row(record) == {
+        "_widget_1000000000001": {"value": "since 2026-03-01 / 2026-02-01T09:30:00+00:00"}
+    }
 
 
 def test_a_computed_field_that_fails_rejects_the_record_and_a_bad_one_the_setting() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -22,6 +23,25 @@ def test_lookups_and_indexing_work_on_nested_values() -> None:
     assert stage({"stage_type": 3}) == "NEW"
     assert calling_code({"tel_list": [["49", "1701234567"]]}) == "+49"
     assert calling_code({"tel_list": []}) is None
+
+
+def test_dates_and_times_are_the_iso_text_the_tap_sent_by_name_and_through_record() -> None:
+    # What the SDK makes of "2026-03-01", "2026-02-01T09:30:00+00:00" and "09:30:00".
+    record = {
+        "day": dt.date(2026, 3, 1),
+        "at": dt.datetime(2026, 2, 1, 9, 30, tzinfo=dt.UTC),
+        "time": dt.time(9, 30),
+        "amount": Decimal("1.5"),
+    }
+    expression = Expression("[day + 'T00:00:00+08:00', record['at'], time, amount]")
+
+    assert expression(record) == [
+        "2026-03-01T00:00:00+08:00",
+        "2026-02-01T09:30:00+00:00",
+        "09:30:00",
+        Decimal("1.5"),  # numbers stay numbers
+    ]
+    assert record["day"] == dt.date(2026, 3, 1)  # the record itself is left as it is
 
 
 def test_a_bad_expression_is_refused_when_the_mapping_is_read() -> None:

@@ -370,3 +370,19 @@ def test_an_expression_that_does_not_parse_stops_the_run_before_anything_is_writ
         "'phones.primaryPhoneNumber': cannot parse expression 'tel_list[0]['"
     ) in run.stderr
     assert not [r for r in target.twenty.requests() if r["method"] != "GET"]
+
+
+def test_nested_sub_fields_mean_the_same_as_dotted_ones() -> None:
+    """Meltano turns dotted keys in meltano.yml into nested objects; both spellings work."""
+    from target_twenty.mapping import _flat_fields
+
+    nested = {
+        "domainName": {"primaryLinkUrl": "homepage"},
+        "amount": {"amountMicros": {"expression": "int(amount * 1000000)"}},
+        "name": "name",
+    }
+    assert _flat_fields(nested) == {
+        "domainName.primaryLinkUrl": "homepage",
+        "amount.amountMicros": {"expression": "int(amount * 1000000)"},
+        "name": "name",
+    }

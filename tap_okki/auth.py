@@ -18,7 +18,8 @@ from singer_sdk.authenticators import APIAuthenticatorBase
 
 from tap_okki.errors import OkkiApiError, OkkiAuthError, OkkiRetriableError
 from tap_okki.pacing import Pacer
-from tap_okki.retry import TRANSPORT_ERRORS, RetryPolicy, retry_after_seconds
+from tap_okki.retry import TRANSPORT_ERRORS, RetryPolicy
+from target_kit.http import retry_after_seconds
 
 logger = logging.getLogger(__name__)
 

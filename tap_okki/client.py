@@ -30,9 +30,10 @@ from tap_okki.auth import OkkiAuthenticator
 from tap_okki.conform import conform
 from tap_okki.errors import CompanyNotFound, OkkiApiError, OkkiAuthError, OkkiRetriableError
 from tap_okki.pacing import Pacer
-from tap_okki.retry import TRANSPORT_ERRORS, RetryPolicy, retry_after_seconds
+from tap_okki.retry import TRANSPORT_ERRORS, RetryPolicy
 from tap_okki.times import format_okki_time, parse_okki_time
 from tap_okki.windows import Page, Window, WindowReader
+from target_kit.http import retry_after_seconds
 
 if t.TYPE_CHECKING:
     from backoff.types import Details

@@ -43,14 +43,3 @@ class RetryPolicy:
             if retry_after is not None:
                 wait = max(wait, retry_after * random.uniform(1.0, 1.2))
             exception = yield wait
-
-
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """`Retry-After` as seconds; fractional values (the time-scaled sandbox) are accepted."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: rare for APIs; our own backoff applies instead

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import typing as t
 from functools import cached_property
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
@@ -22,6 +20,7 @@ from tap_okki.pacing import Pacer
 from tap_okki.retry import RetryPolicy
 from tap_okki.streams import CompaniesStream, ContactsStream, OpportunitiesStream
 from tap_okki.times import parse_setting_time
+from target_kit.http import ConfigError, check_base_url
 
 DEFAULT_BASE_URL = "https://api-sandbox.xiaoman.cn"
 MAX_PAGE_SIZE = 100  # OKKI answers code 400 above it (okki.md §5.1)
@@ -249,25 +248,11 @@ def _setting_errors(config: dict) -> list[str]:
 
 
 def _base_url_errors(url: str, allow_insecure_http: bool) -> list[str]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return [f"Setting 'base_url' must be an http(s) URL, got {url!r}"]
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
-        return [
-            f"Setting 'base_url' uses plain http:// to a non-loopback host ({parts.hostname}): "
-            "credentials and tokens would cross the network unencrypted. Use https://, or set "
-            "'allow_insecure_http' to true if you really mean it."
-        ]
-    return []
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        check_base_url(url, "base_url", allow_insecure_http)
+    except ConfigError as exc:
+        return [str(exc)]
+    return []
 
 
 if __name__ == "__main__":

@@ -19,10 +19,12 @@ import os
 import subprocess
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crm_sandbox.control import RunningSandbox
+from crm_sandbox.control import RunningSandbox, start_sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 MELTANO = ROOT / ".venv-meltano" / "bin" / "meltano"
@@ -151,3 +153,23 @@ def wait_for(condition, timeout: float = 60.0, every: float = 0.1) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(every)
+
+
+@contextmanager
+def sandbox_for_meltano(*sandbox_args: str) -> Iterator[RunningSandbox]:
+    """Meltano and its plugins installed, and a sandbox started with `sandbox_args`."""
+    if problem := meltano_missing():
+        raise RuntimeError(problem)
+    install_plugins()
+    running = start_sandbox(*sandbox_args)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def fresh_project(sandbox: RunningSandbox, workdir: Path) -> MeltanoProject:
+    """A project run against emptied sandboxes, with its own state and files in `workdir`."""
+    for api in (sandbox.okki, sandbox.twenty, sandbox.jiandaoyun):
+        api.reset()
+    return MeltanoProject(sandbox, workdir)

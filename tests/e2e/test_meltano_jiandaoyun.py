@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from crm_sandbox.control import RunningSandbox, start_sandbox
+from crm_sandbox.control import RunningSandbox
 from tests.e2e.meltano_project import (
     MELTANO,
     ROOT,
     MeltanoProject,
-    install_plugins,
-    meltano_missing,
+    fresh_project,
+    sandbox_for_meltano,
 )
 
 pytestmark = pytest.mark.xdist_group("meltano")
@@ -25,19 +25,13 @@ FORM = "demo_app/demo_customers"
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[RunningSandbox]:
-    if problem := meltano_missing():
-        pytest.fail(problem)
-    install_plugins()
-    running = start_sandbox("--companies", "30", "--seed", "9", "--time-scale", "20")
-    yield running
-    running.stop()
+    with sandbox_for_meltano("--companies", "30", "--seed", "9", "--time-scale", "20") as running:
+        yield running
 
 
 @pytest.fixture
-def project(sandbox: RunningSandbox, tmp_path: Path) -> Iterator[MeltanoProject]:
-    for api in (sandbox.okki, sandbox.twenty, sandbox.jiandaoyun):
-        api.reset()
-    yield MeltanoProject(sandbox, tmp_path)
+def project(sandbox: RunningSandbox, tmp_path: Path) -> MeltanoProject:
+    return fresh_project(sandbox, tmp_path)
 
 
 def test_companies_land_in_the_customer_form_with_contacts_as_a_subform_once(

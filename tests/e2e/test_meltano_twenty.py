@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from crm_sandbox.control import RunningSandbox, start_sandbox
-from tests.e2e.meltano_project import MeltanoProject, install_plugins, meltano_missing, wait_for
+from crm_sandbox.control import RunningSandbox
+from tests.e2e.meltano_project import (
+    MeltanoProject,
+    fresh_project,
+    sandbox_for_meltano,
+    wait_for,
+)
 
 pytestmark = pytest.mark.xdist_group("meltano")
 STATE_ID = "dev:tap-okki-to-target-twenty"
@@ -16,19 +21,13 @@ STATE_ID = "dev:tap-okki-to-target-twenty"
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[RunningSandbox]:
-    if problem := meltano_missing():
-        pytest.fail(problem)
-    install_plugins()
-    running = start_sandbox("--companies", "40", "--seed", "5", "--time-scale", "20")
-    yield running
-    running.stop()
+    with sandbox_for_meltano("--companies", "40", "--seed", "5", "--time-scale", "20") as running:
+        yield running
 
 
 @pytest.fixture
-def project(sandbox: RunningSandbox, tmp_path: Path) -> Iterator[MeltanoProject]:
-    for api in (sandbox.okki, sandbox.twenty, sandbox.jiandaoyun):
-        api.reset()
-    yield MeltanoProject(sandbox, tmp_path)
+def project(sandbox: RunningSandbox, tmp_path: Path) -> MeltanoProject:
+    return fresh_project(sandbox, tmp_path)
 
 
 def live_okki(sandbox: RunningSandbox) -> dict:

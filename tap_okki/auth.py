@@ -19,7 +19,7 @@ from singer_sdk.authenticators import APIAuthenticatorBase
 from tap_okki.errors import OkkiApiError, OkkiAuthError, OkkiRetriableError
 from tap_okki.pacing import Pacer
 from tap_okki.retry import TRANSPORT_ERRORS, RetryPolicy
-from target_kit.http import retry_after_seconds
+from target_kit.http import is_certificate_error, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class OkkiAuthenticator(APIAuthenticatorBase):
             self._retry.waits,
             (OkkiRetriableError, *TRANSPORT_ERRORS),
             max_tries=self._retry.max_attempts,
+            giveup=is_certificate_error,
             jitter=None,
             on_backoff=_log_backoff,
             logger=None,

@@ -33,7 +33,7 @@ from tap_okki.pacing import Pacer
 from tap_okki.retry import TRANSPORT_ERRORS, RetryPolicy
 from tap_okki.times import format_okki_time, parse_okki_time
 from tap_okki.windows import Page, Window, WindowReader
-from target_kit.http import retry_after_seconds
+from target_kit.http import is_certificate_error, retry_after_seconds
 
 if t.TYPE_CHECKING:
     from backoff.types import Details
@@ -217,6 +217,7 @@ class OkkiStream(RESTStream):
             self.backoff_wait_generator,
             (OkkiRetriableError, *TRANSPORT_ERRORS),
             max_tries=self.backoff_max_tries,
+            giveup=is_certificate_error,
             on_backoff=self.backoff_handler,
             on_giveup=self._log_giveup,
             jitter=None,  # `RetryPolicy.waits` jitters itself, never below Retry-After

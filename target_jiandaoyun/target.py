@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -348,7 +349,7 @@ def _form_specs(forms: Any) -> dict[str, dict[str, Any]]:
 
 
 def _positive(config: Any, name: str) -> float:
-    value = config.get(name)
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+    value = config.get(name)  # the SDK reads a fractional number of the config as a Decimal
+    if not isinstance(value, int | float | Decimal) or isinstance(value, bool) or value <= 0:
         raise ConfigError(f"Setting '{name}' must be a positive number, got {value!r}.")
     return float(value)

@@ -95,6 +95,12 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def is_certificate_error(exc: BaseException) -> bool:
+    """A server certificate that failed verification (untrusted, expired, wrong host): no
+    network glitch, unlike other `SSLError`s such as a connection cut during the handshake."""
+    return isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
 def retry_after_seconds(response: requests.Response) -> float | None:
     """`Retry-After` as seconds (fractional values from the time-scaled sandbox accepted)."""
     value = response.headers.get("Retry-After")
@@ -149,6 +155,14 @@ class ApiClient:
                     method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs
                 )
             except TRANSIENT_ERRORS as exc:
+                if is_certificate_error(exc):  # sending again cannot fix it
+                    reason = redact(str(exc), self.secrets)
+                    raise ApiError(
+                        endpoint,
+                        "SSLError",
+                        f"the TLS certificate of {self.base_url} failed verification; check "
+                        f"'base_url' and the server's certificate. {reason}",
+                    ) from None
                 outcome = Outcome("retry", code=type(exc).__name__, message="network error")
             else:
                 if self.on_response:

@@ -10,6 +10,10 @@ The SDK hands a full batch to the sink and, left alone, emits STATE only when it
 - `Checkpointer` snapshots, at every STATE message, how many records each sink had received,
   and writes the STATE once every batch covering those records has been acknowledged — in the
   order the STATEs arrived, and never again after a batch failed (as singer-io/target-stitch).
+
+A sink may keep records of a batch back (a child whose parent has not come yet): its ticket then
+counts them as `held`, and stays open until later batches that `settles` it have written them.
+STATEs received after a held record wait for it, however long it waits.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ class Ticket:
     sink: str
     start: int  # position of the batch's first record among the records the sink received
     end: int
-    done: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)  # its batch has run
     failed: bool = False
+    held: int = 0  # of its records, those left to later batches that settle them
 
 
 class Checkpointer:
@@ -57,10 +62,10 @@ class Checkpointer:
             self._states.append((dict(self._received), state, time.monotonic()))
         self._emit_ready()
 
-    def open_ticket(self, sink: str, count: int) -> Ticket:
+    def open_ticket(self, sink: str, count: int, held: int = 0) -> Ticket:
         with self._lock:
             start = self._submitted.get(sink, 0)
-            ticket = Ticket(sink, start, start + count)
+            ticket = Ticket(sink, start, start + count, held=held)
             self._submitted[sink] = ticket.end
             self._open.setdefault(sink, deque()).append(ticket)
             return ticket
@@ -68,10 +73,21 @@ class Checkpointer:
     def close_ticket(self, ticket: Ticket) -> None:
         with self._lock:
             ticket.done.set()
-            queue = self._open[ticket.sink]
-            while queue and queue[0].done.is_set():
-                self._acked[ticket.sink] = queue.popleft().end
+            self._advance(ticket.sink)
         self._emit_ready()
+
+    def settle(self, ticket: Ticket) -> None:
+        """One of the records `ticket` held back is written or dead-lettered."""
+        with self._lock:
+            ticket.held -= 1
+            self._advance(ticket.sink)
+        self._emit_ready()
+
+    def _advance(self, sink: str) -> None:
+        # Tickets are acknowledged in order: a ticket still holding records keeps later ones back.
+        queue = self._open[sink]
+        while queue and queue[0].done.is_set() and not queue[0].held:
+            self._acked[sink] = queue.popleft().end
 
     def fail(self) -> None:
         with self._lock:
@@ -127,30 +143,41 @@ class Dispatcher:
         job: Callable[[], None],
         holds: Iterable[Hashable] = (),
         needs: Iterable[Hashable] = (),
-    ) -> None:
+        held: int = 0,
+        settles: Iterable[Ticket] = (),
+    ) -> Ticket:
         """Run `job` (which writes `count` records of `sink`) once its predecessors are done.
 
         `holds`: keys this batch writes; `needs`: keys of other records it references.
+        `held`: how many of the `count` records `job` leaves out, to be written by later batches;
+        `settles`: for each record this batch writes that an earlier batch held, that batch's
+        ticket (such records are not counted in `count` again).
         """
         self.raise_failure()
         self._slots.acquire()
         holds = list(holds)
         with self._lock:
-            ticket = self.checkpointer.open_ticket(sink, count)
+            ticket = self.checkpointer.open_ticket(sink, count, held)
             held_by = (self._holders[k] for k in (*holds, *needs) if k in self._holders)
             predecessors = list({id(t): t for t in held_by}.values())
             for key in holds:
                 self._holders[key] = ticket
-            future = self._pool.submit(self._run, ticket, job, predecessors, holds)
+            future = self._pool.submit(self._run, ticket, job, predecessors, holds, list(settles))
             self._futures.add(future)
         future.add_done_callback(self._forget)
+        return ticket
 
     def _forget(self, future: Future) -> None:
         with self._lock:
             self._futures.discard(future)
 
     def _run(
-        self, ticket: Ticket, job: Callable[[], None], waits: list[Ticket], holds: list
+        self,
+        ticket: Ticket,
+        job: Callable[[], None],
+        waits: list[Ticket],
+        holds: list,
+        settles: list[Ticket],
     ) -> None:
         try:
             for predecessor in waits:
@@ -169,6 +196,8 @@ class Dispatcher:
             self.checkpointer.fail()
             ticket.done.set()
         else:
+            for earlier in settles:
+                self.checkpointer.settle(earlier)
             self.checkpointer.close_ticket(ticket)
         finally:
             with self._lock:

@@ -12,13 +12,14 @@ other record.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 
 if TYPE_CHECKING:
+    from target_kit.pipeline import Ticket
     from target_kit.target import PipelinedTarget
 
 _sink_numbers = itertools.count(1)
@@ -67,7 +68,11 @@ class PipelinedSink(BatchSink):
             if self._validator is not None:
                 self._validator.validate(record)
         except InvalidRecord as exc:
-            self.reject(record, f"record does not match the stream's schema: {exc}", "schema")
+            self.reject(
+                record,
+                f"record does not match the stream's schema: {_schema_problem(exc)}",
+                "schema",
+            )
             record["__rejected__"] = True
             return record
         self._parse_timestamps_in_record(record, self.schema, self.datetime_error_treatment)
@@ -114,14 +119,21 @@ class PipelinedSink(BatchSink):
     # Batches -----------------------------------------------------------------------------------
     def process_batch(self, context: dict) -> None:
         records = context.get("records", [])
-        if not records:
-            return
-        self.target.dispatcher.submit(
+        if records:
+            self.submit(records, len(records))
+
+    def submit(
+        self, records: list[dict], count: int, held: int = 0, settles: Iterable[Ticket] = ()
+    ) -> Ticket:
+        """Send `records` to be written (`count`, `held`, `settles`: see `Dispatcher.submit`)."""
+        return self.target.dispatcher.submit(
             self.checkpoint_name,
-            len(records),
+            count,
             lambda: self.write_batch(records),
             holds=self.batch_keys(records),
             needs=self.batch_needs(records),
+            held=held,
+            settles=settles,
         )
 
     def batch_keys(self, records: list[dict]) -> list[Hashable]:
@@ -169,6 +181,13 @@ class PipelinedSink(BatchSink):
     def delete_records(self, records: list[dict]) -> None:
         """Delete what records marked deleted were written to (on a worker thread)."""
         raise NotImplementedError
+
+
+def _schema_problem(exc: InvalidRecord) -> str:
+    """The SDK's validation error with the property it is about: "property 'name': 17 is not
+    of type 'string', 'null'" (the SDK's message leaves the property out)."""
+    path = ".".join(str(part) for part in getattr(exc.__cause__, "absolute_path", ()))
+    return f"property '{path}': {exc.error_message}" if path else exc.error_message
 
 
 def _hashable(value: Any) -> Hashable:

@@ -22,6 +22,8 @@ from typing import Any
 
 from singer_sdk import Target
 from singer_sdk import typing as th
+from singer_sdk.exceptions import InvalidInputLine
+from singer_sdk.io_base import SingerReader
 
 from target_kit.deadletter import DeadLetterFile
 from target_kit.pipeline import Checkpointer, Dispatcher
@@ -76,8 +78,28 @@ class TooManyFailedRecords(RuntimeError):
     """More records were dead-lettered than `max_failed_records` allows."""
 
 
+class NumberingReader(SingerReader):
+    """The SDK's reader; a line that is not JSON stops the run naming its line number."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines = 0
+
+    def deserialize_json(self, line: str) -> dict:
+        self.lines += 1
+        try:
+            return super().deserialize_json(line)
+        except InvalidInputLine as exc:
+            raise InvalidInputLine(
+                f"Unable to parse line {self.lines} of the input as JSON ({exc.__cause__}): "
+                f"{line.rstrip()}"
+            ) from None
+
+
 class PipelinedTarget(Target):
     """Base for our targets. Subclasses create `self.client` and implement their sinks."""
+
+    message_reader_class = NumberingReader
 
     #: records per minute the API's limits allow at most, for progress lines (set in setup)
     ceiling_per_minute: float = 0.0
@@ -128,6 +150,8 @@ class PipelinedTarget(Target):
         limit = float(self.config.get("checkpoint_seconds", 30))
         if self.checkpointer.oldest_pending_age() < limit:
             return
+        # Records a sink holds back count as submitted (their batch's ticket covers them): a
+        # STATE waiting for them sends nothing here, however long they wait.
         for sink in list(self._sinks_active.values()):
             if self.checkpointer.unsubmitted(sink.checkpoint_name):
                 self.drain_one(sink)
@@ -146,7 +170,11 @@ class PipelinedTarget(Target):
         # Finishing here rather than in `listen` also covers the SDK's test runner, which calls
         # process_lines() and process_endofpipe() without listen().
         super().process_endofpipe()
+        self.end_of_input()
         self._finish(raise_failures=True)
+
+    def end_of_input(self) -> None:
+        """Every sink is drained: send what the target still holds back (nothing by default)."""
 
     def _finish(self, raise_failures: bool) -> None:
         if self._finished:

@@ -6,8 +6,9 @@ to a row that already existed by a unique field (a company typed in by hand with
 domain), it answers with that row's id: an *alias*. Aliases are the only ids remembered, in a
 small SQLite file, so references resolve to the right row in this run and in later ones.
 
-The file also keeps, for this run only (a temporary table, so memory stays flat), which parent
-records are known to be in Twenty, so a child batch needs no request to check its parents; and,
+The file also keeps, for this run only (temporary tables, so memory stays flat), which parent
+records are known to be in Twenty, so a child batch needs no request to check its parents, and
+which parent records came in this run (so a child that comes first waits for its parent); and,
 across runs, which records the target deleted (until a later upsert revives them), so a child
 that still references one leaves its link alone instead of failing.
 """
@@ -63,6 +64,10 @@ class IdStore:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS deleted (scope TEXT, twenty_id TEXT, PRIMARY KEY"
             " (scope, twenty_id)) WITHOUT ROWID"
+        )
+        self._db.execute(
+            "CREATE TEMP TABLE arrived (stream TEXT, key TEXT, PRIMARY KEY (stream, key))"
+            " WITHOUT ROWID"
         )
         self._db.execute(
             "CREATE TEMP TABLE present (scope TEXT, twenty_id TEXT, PRIMARY KEY"
@@ -133,6 +138,25 @@ class IdStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def mark_arrived(self, stream: str, keys: Iterable[str]) -> None:
+        """Note records of `stream` as sent to be written in this run (whatever came of it)."""
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO arrived VALUES (?,?)", [(stream, k) for k in keys]
+            )
+
+    def arrived(self, stream: str, keys: Iterable[str]) -> set[str]:
+        """Those of `keys` whose `stream` records were sent to be written in this run."""
+        keys = list(set(keys))
+        if not keys:
+            return set()
+        marks = ",".join("?" * len(keys))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT key FROM arrived WHERE stream=? AND key IN ({marks})", (stream, *keys)
+            ).fetchall()
+        return {r[0] for r in rows}
 
     def present(self, scope: str, twenty_ids: Iterable[str]) -> set[str]:
         """Those of `twenty_ids` known to be in Twenty since this run wrote or found them."""

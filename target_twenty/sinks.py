@@ -4,7 +4,8 @@ The live records of a batch, on a worker thread (`write_records`):
 1. each record is mapped and its values checked; a value Twenty would refuse dead-letters the
    record before anything is sent;
 2. references get the parent's Twenty id (an alias if Twenty matched the parent to an existing
-   row); a parent that is neither written in this run nor found in Twenty dead-letters the child;
+   row); a parent that is neither written in this run nor found in Twenty dead-letters the child
+   (it came and was dead-lettered, or the child waited for it in vain: see below);
 3. each record gets its id (alias, else the stable id); records with the same id are merged,
    the last one winning; records that share a unique value (two contacts, one email) go to
    separate calls, so the later one updates the row the first one wrote;
@@ -18,23 +19,27 @@ means it is gone already. A child that references a parent the target deleted le
 link as it is (Twenty refuses a link to a deleted record) and says so in the run report.
 
 Parents before children (`batch_needs`): a batch waits for in-flight batches writing the
-parents it references, and a parent still buffered in its sink is sent first.
+parents it references, and a parent still buffered in its sink is sent first. A child whose
+parent has not come at all yet, and is not in Twenty (one lookup per batch), is held back until
+the parent is sent, then follows it (`target_twenty.held`); at the end of the input, children
+still waiting are sent anyway, and dead-lettered if their parent is still not in Twenty.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from target_kit.http import ConfigError, RejectedError
-from target_kit.sink import PipelinedSink
+from target_kit.sink import PipelinedSink, is_deleted
 from target_twenty.client import MAX_BATCH
+from target_twenty.held import Held, Parent
 from target_twenty.ids import content_key, key_text, stable_id
 from target_twenty.values import BadValue
 
 if TYPE_CHECKING:
-    from target_twenty.mapping import StreamMapping
+    from target_twenty.mapping import Reference, StreamMapping
     from target_twenty.target import TargetTwenty
 
 
@@ -111,28 +116,97 @@ class TwentySink(PipelinedSink):
 
     def process_batch(self, context: dict) -> None:
         self._buffered.clear()
-        super().process_batch(context)
+        records = context.get("records", [])
+        if not records:
+            return
+        self._send_parents_first(self._parent_keys(records))
+        waits = self._waits(records)
+        ready = [r for r, w in zip(records, waits, strict=True) if not w]
+        ticket = self.submit(ready, len(records), held=len(records) - len(ready))
+        self.target.hold(
+            Held(self, r, ticket, self._key(r), w) for r, w in zip(records, waits, strict=True) if w
+        )
+        self._sent(ready)
 
-    def batch_keys(self, records: list[dict]) -> list[Hashable]:
-        return [(self.stream_name, k) for k in map(self.key_text, records) if k is not None]
+    def resend(self, entries: list[Held]) -> None:
+        """Send held records: their parent came, or they waited long enough."""
+        records = [e.record for e in entries]
+        self.submit(records, 0, settles=[e.ticket for e in entries])
+        self._sent(records)
 
-    def batch_needs(self, records: list[dict]) -> list[Hashable]:
-        """The parents' keys; a parent still buffered in its sink is sent now, first."""
-        needs: dict[str, set[str]] = {}
-        for ref in self.mapping.references:
-            keys = needs.setdefault(ref.stream, set())
-            for record in records:
-                parent = self.mapping.parent_keys(record).get(ref.key)
-                if parent is not None:
-                    keys.add(parent)
-        for stream, keys in needs.items():
+    def _sent(self, records: list[dict]) -> None:
+        """Records went to be written: children waiting for them may follow now."""
+        if self.is_parent and records:
+            keys = [k for k in map(self.key_text, records) if k is not None]
+            self.target.ids.mark_arrived(self.stream_name, keys)
+            self.target.parents_sent([(self.stream_name, k) for k in keys])
+
+    def _key(self, record: dict) -> Parent | None:
+        key = self.key_text(record)
+        return (self.stream_name, key) if key is not None else None
+
+    def _waits(self, records: list[dict]) -> list[set[Parent]]:
+        """For each record, the parents it must wait for (none: it can be written now).
+
+        A parent is waited for when it has not come in this run and is not in Twenty. A record
+        also waits for whatever an earlier held version of it waits for: it must not overtake it.
+        """
+        missing: set[Parent] = set()
+        for stream, keys in self._parent_keys(records).items():
+            keys -= self.target.ids.arrived(stream, keys)
+            waited = {k for k in keys if self.target.held.expects((stream, k))}
+            unknown = keys - waited
+            if unknown:  # one request for the batch (none for parents sent in this run)
+                twenty_ids, present, deleted = self._parents_in_twenty(stream, unknown)
+                known = present | deleted
+                waited |= {k for k in unknown if twenty_ids[k] not in known}
+            missing |= {(stream, k) for k in waited}
+        waits: list[set[Parent]] = []
+        held_here: dict[Parent, set[Parent]] = {}  # records of this batch held so far
+        for record in records:
+            parents = {(r.stream, k) for r, k in self._references(record)} & missing
+            key = self._key(record)
+            if key is not None:
+                earlier = self.target.held.latest(key)
+                parents |= held_here.get(key) or (earlier.waiting if earlier else set())
+                if parents:
+                    held_here[key] = parents
+            waits.append(parents)
+        return waits
+
+    def _references(self, record: dict) -> list[tuple[Reference, str]]:
+        """The parents a record links to: (reference, parent key)."""
+        if self.process_deletes and is_deleted(record):
+            return []  # a deletion links nothing
+        keys = self.mapping.parent_keys(record)
+        return [(r, keys[r.key]) for r in self.mapping.references if keys.get(r.key) is not None]
+
+    def _parent_keys(self, records: list[dict]) -> dict[str, set[str]]:
+        """Parent stream → the keys `records` reference."""
+        keys: dict[str, set[str]] = {}
+        for record in records:
+            for ref, key in self._references(record):
+                keys.setdefault(ref.stream, set()).add(key)
+        return keys
+
+    def _send_parents_first(self, parents: dict[str, set[str]]) -> None:
+        """Parents still buffered in their sink are sent now, before their children."""
+        for stream, keys in parents.items():
             for sink in self.target.sinks_of(stream):
                 if sink is not self and keys & sink._buffered:
                     self.logger.debug(
                         "Sending buffered '%s' records before '%s'.", stream, self.stream_name
                     )
                     self.target.drain_one(sink)
-        return [(stream, k) for stream, keys in needs.items() for k in keys]
+
+    def batch_keys(self, records: list[dict]) -> list[Hashable]:
+        return [(self.stream_name, k) for k in map(self.key_text, records) if k is not None]
+
+    def batch_needs(self, records: list[dict]) -> list[Hashable]:
+        """The parents' keys; a parent still buffered in its sink is sent now, first."""
+        parents = self._parent_keys(records)
+        self._send_parents_first(parents)
+        return [(stream, k) for stream, keys in parents.items() for k in keys]
 
     # Worker thread: the batch -------------------------------------------------------------
     def write_records(self, records: list[dict]) -> None:
@@ -176,21 +250,28 @@ class TwentySink(PipelinedSink):
         item.parents = self.mapping.parent_keys(record)
         return item
 
+    def _parents_in_twenty(
+        self, stream: str, keys: Iterable[str]
+    ) -> tuple[dict[str, str], set[str], set[str]]:
+        """Each parent key's Twenty id; of these ids, those in Twenty and those deleted."""
+        store = self.target.ids
+        parent = self.target.object_of(stream)
+        twenty_ids = store.ids(parent.id, stream, keys)
+        present = store.present(parent.id, twenty_ids.values())
+        deleted = store.deleted(parent.id, set(twenty_ids.values()) - present)
+        unknown = sorted(set(twenty_ids.values()) - present - deleted)
+        if unknown:  # written before this run, or never: ask Twenty
+            found = self.target.client.existing(parent.plural, unknown)
+            store.mark_present(parent.id, found)
+            present |= found
+        return twenty_ids, present, deleted
+
     def _resolve_parents(self, items: list[Item]) -> list[Item]:
         """Put each parent's Twenty id in its join column; dead-letter orphans."""
-        store = self.target.ids
-        orphans: dict[int, str] = {}
+        orphans: dict[int, tuple[Reference, str]] = {}
         for ref in self.mapping.references:
-            parent = self.target.object_of(ref.stream)
             keys = {i.parents[ref.key] for i in items if i.parents.get(ref.key) is not None}
-            twenty_ids = store.ids(parent.id, ref.stream, keys)
-            present = store.present(parent.id, twenty_ids.values())
-            deleted = store.deleted(parent.id, set(twenty_ids.values()) - present)
-            unknown = sorted(set(twenty_ids.values()) - present - deleted)
-            if unknown:  # written before this run, or never: ask Twenty
-                found = self.target.client.existing(parent.plural, unknown)
-                store.mark_present(parent.id, found)
-                present |= found
+            twenty_ids, present, deleted = self._parents_in_twenty(ref.stream, keys)
             for n, item in enumerate(items):
                 if ref.key not in item.parents:
                     continue
@@ -207,14 +288,21 @@ class TwentySink(PipelinedSink):
                         "was deleted"
                     )
                 else:
-                    orphans.setdefault(
-                        n,
-                        f"{ref.key}: the '{ref.stream}' record with key {key} is not in Twenty "
-                        f"(not loaded yet, or dead-lettered); load it first, then re-send",
-                    )
-        for n, reason in orphans.items():
-            self._fail(items[n], reason, "missing-parent")
+                    orphans.setdefault(n, (ref, key))
+        for n, (ref, key) in orphans.items():
+            self._fail(items[n], self._orphan_reason(ref, key), "missing-parent")
         return [item for n, item in enumerate(items) if n not in orphans]
+
+    def _orphan_reason(self, ref: Reference, key: str) -> str:
+        missing = f"{ref.key}: the '{ref.stream}' record with key {key} is not in Twenty"
+        if self.target.ids.arrived(ref.stream, [key]):
+            return f"{missing}: it came in this run but was not written (see its dead letter)"
+        self.target.held.count_orphan(self.stream_name)
+        return (
+            f"{missing} and did not come in this run (a record waits for its parent until the "
+            "end of the input, or until more than max_held_records wait); load the parent, "
+            "then re-send this record"
+        )
 
     def _assign_ids(self, items: list[Item]) -> list[Item]:
         known = self.target.ids.ids(

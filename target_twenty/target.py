@@ -10,6 +10,7 @@ aliases.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from singer_sdk import typing as th
 from target_kit.http import check_base_url
 from target_kit.target import COMMON_SETTINGS, PipelinedTarget
 from target_twenty.client import MAX_BATCH, TwentyClient
+from target_twenty.held import Held, HeldRecords, Parent
 from target_twenty.ids import IdStore
 from target_twenty.mapping import StreamMapping
 from target_twenty.metadata import TwentyObject, Workspace
@@ -67,7 +69,8 @@ STREAM_MAPPING = th.ObjectType(
         "references",
         th.ObjectType(additional_properties=REFERENCE),
         description='Join column ← parent record, e.g. {"companyId": {"stream": "companies", '
-        '"field": "company_id"}}.',
+        '"field": "company_id"}}. Parents are written before their children, whatever order '
+        "the tap sends them in (see `max_held_records`).",
     ),
 )
 
@@ -139,6 +142,16 @@ SETTINGS = th.PropertiesList(
         "of the key restores it. Off: such records are upserted like any other.",
     ),
     th.Property(
+        "max_held_records",
+        th.IntegerType(minimum=0),
+        default=10000,
+        description="A record whose parent (see `references`) has not come yet and is not in "
+        "Twenty is held in memory until the parent comes, then written after it; at the end of "
+        "the input, those whose parent never came are dead-lettered. At most this many are "
+        "held: beyond it, the oldest are sent at once and dead-lettered if their parent is "
+        "still missing. STATE messages after a held record wait until it is written.",
+    ),
+    th.Property(
         "max_in_flight",
         th.IntegerType(minimum=1),
         default=8,
@@ -196,6 +209,9 @@ class TargetTwenty(PipelinedTarget):
             for ref in ((spec or {}).get("references") or {}).values()
             if isinstance(ref, dict)
         }
+        self.held = HeldRecords()
+        self.max_held = int(cfg.get("max_held_records", 10000))
+        self._overflow_logged = False
 
     def _set_ceiling(self, per_window: int) -> None:
         window = float(self.config.get("rate_limit_window_seconds", 60))
@@ -234,6 +250,39 @@ class TargetTwenty(PipelinedTarget):
         active = self._sinks_active.get(stream)
         return [*sinks, active] if active is not None else sinks
 
+    # Children that came before their parent (main thread) -------------------------------
+    def hold(self, entries: Iterable[Held]) -> None:
+        for entry in entries:
+            self.held.add(entry)
+        excess = len(self.held) - self.max_held
+        if excess > 0:
+            if not self._overflow_logged:
+                self._overflow_logged = True
+                self.logger.warning(
+                    "More than max_held_records=%d records wait for their parent: the oldest "
+                    "are sent now, and dead-lettered if their parent is not in Twenty.",
+                    self.max_held,
+                )
+            # A batch's worth at once, not one lookup per record from here on.
+            self._resend(self.held.oldest(max(excess, self.batch_size)))
+
+    def parents_sent(self, parents: list[Parent]) -> None:
+        self._resend(self.held.arrived(parents))
+
+    def _resend(self, entries: list[Held]) -> None:
+        by_sink: dict[TwentySink, list[Held]] = {}
+        for entry in entries:
+            by_sink.setdefault(entry.sink, []).append(entry)
+        for sink, held in by_sink.items():
+            for start in range(0, len(held), sink.max_size):
+                sink.resend(held[start : start + sink.max_size])
+
+    def end_of_input(self) -> None:
+        # Parents that never came: send their children anyway (their batch looks the parent up
+        # in Twenty once more). A child of a held record goes once that record is sent.
+        while len(self.held):
+            self._resend(self.held.unblocked() or self.held.oldest(len(self.held)))
+
     # End of run ---------------------------------------------------------------------------
     def _finish(self, raise_failures: bool) -> None:
         if self._finished:
@@ -242,6 +291,15 @@ class TargetTwenty(PipelinedTarget):
             super()._finish(raise_failures)
         finally:
             self.ids.close()
+            for stream, held, released, orphans in self.held.summary():
+                self.logger.info(
+                    "Stream '%s': %d record(s) came before their parent and waited for it; "
+                    "%d followed it once it came, %d dead-lettered because it never did.",
+                    stream,
+                    held,
+                    released,
+                    orphans,
+                )
             self.logger.info(
                 "Twenty: %d API calls, %d retried, %d throttled (429).",
                 self.client.calls,

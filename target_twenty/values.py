@@ -43,6 +43,8 @@ def canonical_domain(url: str) -> str:
         return ""
     rest = text.split("://", 1)[1] if "://" in text else text
     host, slash, path = rest.partition("/")
+    if not host.strip():  # "http://", "/": no domain, not the key "https:" they would all share
+        return ""
     return ("https://" + host.lower() + slash + path).rstrip("/")
 
 

@@ -130,3 +130,38 @@ def test_submit_blocks_when_max_in_flight_batches_are_out() -> None:
     gate.set()
     assert third_submitted.wait(2)
     dispatcher.join()
+
+
+def test_state_waits_for_held_records_even_when_later_records_are_written_first() -> None:
+    dispatcher, written = make()
+    cp = dispatcher.checkpointer
+    cp.received("people", 3)
+    first = dispatcher.submit("people", 3, lambda: None, held=2)  # two wait for their parent
+    cp.add_state({"n": 1})
+    cp.received("people", 2)
+    dispatcher.submit("people", 2, lambda: None)  # as many records, all written
+    cp.add_state({"n": 2})
+    dispatcher.join()
+    assert written == [] and not cp.unsubmitted("people")  # held, yet not to be flushed again
+    dispatcher.submit("people", 0, lambda: None, settles=[first])
+    dispatcher.join()
+    assert written == []  # one still held
+    dispatcher.submit("people", 0, lambda: None, settles=[first])
+    dispatcher.join()
+    assert written == [{"n": 1}, {"n": 2}]
+
+
+def test_held_records_whose_batch_fails_let_no_state_through() -> None:
+    dispatcher, written = make()
+    cp = dispatcher.checkpointer
+    cp.received("people", 1)
+    first = dispatcher.submit("people", 1, lambda: None, held=1)
+    cp.add_state({"n": 1})
+
+    def boom() -> None:
+        raise RuntimeError("API down")
+
+    dispatcher.submit("people", 0, boom, settles=[first])
+    with pytest.raises(RuntimeError, match="API down"):
+        dispatcher.join()
+    assert written == []

@@ -18,8 +18,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from crm_sandbox.control import start_sandbox
+from crm_sandbox.control import SandboxClient, start_sandbox
 
 TAP = str(Path(sys.executable).parent / "tap-okki")
 
@@ -40,65 +41,86 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    settings = {}
+    for item in args.setting:
+        name, _, value = item.partition("=")
+        settings[name] = json.loads(value)
     sandbox = start_sandbox(
         "--companies", str(args.companies), "--latency", str(args.latency), "--seed", str(args.seed)
     )
     try:
-        okki = sandbox.okki
-        rate = float(okki.knobs()["extra"]["rate_per_second"])
-        config = {
-            "client_id": okki.credentials["client_id"],
-            "client_secret": okki.credentials["client_secret"],
-            "base_url": okki.base_url,
-        }
-        for item in args.setting:
-            name, _, value = item.partition("=")
-            config[name] = json.loads(value)
-        with tempfile.TemporaryDirectory() as folder:
-            config_file = Path(folder, "config.json")
-            config_file.write_text(json.dumps(config))
-            catalog = json.loads(
-                subprocess.run(
-                    [TAP, "--config", str(config_file), "--discover"],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-            )
-            for entry in catalog["streams"]:
-                for meta in entry["metadata"]:
-                    if meta["breadcrumb"] == []:
-                        meta["metadata"]["selected"] = entry["tap_stream_id"] != "opportunities"
-            catalog_file = Path(folder, "catalog.json")
-            catalog_file.write_text(json.dumps(catalog))
-
-            started = time.monotonic()
-            counts = run_and_count(
-                [TAP, "--config", str(config_file), "--catalog", str(catalog_file)],
-                Path(folder, "stderr.log"),
-            )
-            elapsed = time.monotonic() - started
-        stats = okki.stats()
+        result = run_tap(sandbox.okki, args.companies, settings)
     finally:
         sandbox.stop()
 
+    print(f"companies emitted      {result['companies']} (contacts {result['contacts']})")
+    print(f"elapsed                {result['elapsed']:.1f} s (tap process, start to exit)")
+    print(f"throughput             {result['speed']:.2f} companies/s")
+    print(f"sandbox ceiling        {result['ceiling']:.2f} companies/s", end=" ")
+    print(f"({result['rate']:g} calls/s ÷ {result['needed']:.3f} calls per company)")
+    print(f"ratio                  {result['speed'] / result['ceiling']:.1%}")
+    print(f"calls made per company {result['made']:.3f}; throttled answers {result['throttled']}")
+    if result["companies"] != args.companies:
+        sys.exit(f"expected {args.companies} companies, got {result['companies']}")
+
+
+def tap_files(okki: SandboxClient, folder: Path, settings: dict[str, Any]) -> tuple[Path, Path]:
+    """config.json and catalog.json (companies and contacts selected) for tap-okki in `folder`."""
+    config = {
+        "client_id": okki.credentials["client_id"],
+        "client_secret": okki.credentials["client_secret"],
+        "base_url": okki.base_url,
+        **settings,
+    }
+    config_file = Path(folder, "config.json")
+    config_file.write_text(json.dumps(config))
+    catalog = json.loads(
+        subprocess.run(
+            [TAP, "--config", str(config_file), "--discover"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == []:
+                meta["metadata"]["selected"] = entry["tap_stream_id"] != "opportunities"
+    catalog_file = Path(folder, "catalog.json")
+    catalog_file.write_text(json.dumps(catalog))
+    return config_file, catalog_file
+
+
+def run_tap(okki: SandboxClient, expected: int, settings: dict[str, Any]) -> dict[str, Any]:
+    """Sync `expected` companies with their contacts; speed against the sandbox's ceiling."""
+    rate = float(okki.knobs()["extra"]["rate_per_second"])
+    with tempfile.TemporaryDirectory() as folder:
+        config_file, catalog_file = tap_files(okki, Path(folder), settings)
+        started = time.monotonic()
+        counts = run_and_count(
+            [TAP, "--config", str(config_file), "--catalog", str(catalog_file)],
+            Path(folder, "stderr.log"),
+        )
+        elapsed = time.monotonic() - started
+    stats = okki.stats()
     companies = counts.get("companies", 0)
-    page_size = int(config.get("page_size", 100))
+    page_size = int(settings.get("page_size", 100))
     # Per company: one detail call, and a share of the list pages (plus the run's two fixed
     # calls: OKKI's clock and the list of deleted companies).
-    needed = (args.companies + math.ceil(args.companies / page_size) + 2) / args.companies
+    needed = (expected + math.ceil(expected / page_size) + 2) / expected
     made = sum(n for path, n in stats["calls"].items() if "oauth2" not in path) / max(1, companies)
     ceiling = rate / needed
-    speed = companies / elapsed
-    print(f"companies emitted      {companies} (contacts {counts.get('contacts', 0)})")
-    print(f"elapsed                {elapsed:.1f} s (tap process, start to exit)")
-    print(f"throughput             {speed:.2f} companies/s")
-    print(f"sandbox ceiling        {ceiling:.2f} companies/s", end=" ")
-    print(f"({rate:g} calls/s ÷ {needed:.3f} calls per company)")
-    print(f"ratio                  {speed / ceiling:.1%}")
-    print(f"calls made per company {made:.3f}; throttled answers {stats['throttled']}")
-    if companies != args.companies:
-        sys.exit(f"expected {args.companies} companies, got {companies}")
+    return {
+        "companies": companies,
+        "contacts": counts.get("contacts", 0),
+        "elapsed": elapsed,
+        "speed": companies / elapsed,
+        "rate": rate,
+        "needed": needed,
+        "ceiling": ceiling,
+        "made": made,
+        "throttled": stats["throttled"],
+    }
 
 
 def run_and_count(command: list[str], stderr_file: Path) -> dict[str, int]:

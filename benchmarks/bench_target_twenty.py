@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -37,6 +38,11 @@ TARGET = str(Path(sys.executable).with_name("target-twenty"))
 
 
 def singer_input(records: int) -> str:
+    return "".join(singer_lines(records))
+
+
+def singer_lines(records: int) -> Iterator[str]:
+    """The Singer messages of `records` companies, one line at a time."""
     schema = {
         "type": "SCHEMA",
         "stream": "companies",
@@ -51,21 +57,21 @@ def singer_input(records: int) -> str:
             },
         },
     }
-    lines = [json.dumps(schema)]
+    yield json.dumps(schema) + "\n"
     for i in range(1, records + 1):
         record = {"company_id": i, "name": f"Company {i}", "website": f"company{i}.example.com"}
-        lines.append(
+        yield (
             json.dumps(
                 {"type": "RECORD", "stream": "companies", "record": record | {"employees": i % 900}}
             )
+            + "\n"
         )
         if i % 1000 == 0:
-            lines.append(json.dumps({"type": "STATE", "value": {"companies": i}}))
-    return "\n".join(lines) + "\n"
+            yield json.dumps({"type": "STATE", "value": {"companies": i}}) + "\n"
 
 
-def run_target(twenty: SandboxClient, records: int, scale: float, workdir: Path) -> dict:
-    config = {
+def target_config(twenty: SandboxClient, scale: float, workdir: Path) -> dict:
+    return {
         "api_key": twenty.credentials["api_key"],
         "base_url": twenty.base_url,
         "rate_limit_window_seconds": 60 / scale,
@@ -81,6 +87,10 @@ def run_target(twenty: SandboxClient, records: int, scale: float, workdir: Path)
             }
         },
     }
+
+
+def run_target(twenty: SandboxClient, records: int, scale: float, workdir: Path) -> dict:
+    config = target_config(twenty, scale, workdir)
     (workdir / "config.json").write_text(json.dumps(config))
     (workdir / "input.singer").write_text(singer_input(records))
     started = time.monotonic()

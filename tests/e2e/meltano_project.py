@@ -118,7 +118,9 @@ class MeltanoProject:
 
     def state(self, state_id: str) -> dict:
         path = self.workdir / "state" / state_id / "state.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        # Meltano's file backend truncates, then writes: a SIGKILL in between leaves it empty.
+        text = path.read_text() if path.exists() else ""
+        return json.loads(text) if text.strip() else {}
 
 
 @dataclass

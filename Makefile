@@ -34,7 +34,7 @@ $(BIN)/.bench-installed: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	touch $@
 
-## bench: every benchmark in one run (about 45 minutes); one table, a chart in benchmarks/results/
+## bench: every benchmark in one run (about 50 minutes); one table, a chart in benchmarks/results/
 bench: install meltano $(BIN)/.bench-installed
 	PATH="$(CURDIR)/$(MELTANO_VENV)/bin:$$PATH" $(BIN)/python benchmarks/suite.py $(BENCH_ARGS)
 

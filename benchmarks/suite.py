@@ -5,7 +5,7 @@ naive loop (throughput), a do-nothing singer-sdk tap or target on the same recor
 same plugin on a small import (memory), the ceiling's minimum time (end to end). The table is
 printed and written, with the chart, to benchmarks/results/.
 
-    make bench                                   # full sizes, about 45 minutes
+    make bench                                   # full sizes, about 50 minutes
     make bench-quick                             # small sizes, a few minutes
     .venv/bin/python benchmarks/suite.py [--quick]
 

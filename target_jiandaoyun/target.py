@@ -19,7 +19,7 @@ from target_jiandaoyun.client import BATCH_ROWS, JiandaoyunApi, Rates
 from target_jiandaoyun.mapping import Form, MappingError, StreamMapping, resolve
 from target_jiandaoyun.sinks import JiandaoyunSink
 from target_jiandaoyun.writer import FormWriter
-from target_kit.http import ApiError, ConfigError, check_base_url
+from target_kit.http import ApiError, ConfigError
 from target_kit.target import COMMON_SETTINGS, PipelinedTarget
 
 SUBFORM = th.ObjectType(
@@ -199,11 +199,7 @@ class TargetJiandaoyun(PipelinedTarget):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         config = self.config
-        self.base_url = check_base_url(
-            config.get("base_url") or "https://api.jiandaoyun.com",
-            "base_url",
-            bool(config.get("allow_insecure_http")),
-        )
+        self.base_url = self.checked_base_url("https://api.jiandaoyun.com")
         self.timezone = _timezone(config.get("default_timezone"))
         self.form_specs = _form_specs(config.get("forms"))
         if config.get("load_method") == "overwrite":

@@ -26,6 +26,7 @@ from singer_sdk.exceptions import InvalidInputLine
 from singer_sdk.io_base import SingerReader
 
 from target_kit.deadletter import DeadLetterFile
+from target_kit.http import check_base_url
 from target_kit.pipeline import Checkpointer, Dispatcher
 from target_kit.report import RunReport
 from target_kit.secrets import install_redaction
@@ -117,6 +118,14 @@ class PipelinedTarget(Target):
         report_path = self.config.get("run_report_path")
         self.report = RunReport(
             self.logger, Path(report_path) if report_path else None, self.ceiling_per_minute
+        )
+
+    def checked_base_url(self, default: str) -> str:
+        """The `base_url` setting (or `default`), refused if plain http to a remote host."""
+        return check_base_url(
+            self.config.get("base_url") or default,
+            "base_url",
+            bool(self.config.get("allow_insecure_http")),
         )
 
     def secrets(self) -> list[str]:

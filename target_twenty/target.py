@@ -16,7 +16,6 @@ from typing import Any
 
 from singer_sdk import typing as th
 
-from target_kit.http import check_base_url
 from target_kit.target import COMMON_SETTINGS, PipelinedTarget
 from target_twenty.client import MAX_BATCH, TwentyClient
 from target_twenty.held import Held, HeldRecords, Parent
@@ -174,11 +173,7 @@ class TargetTwenty(PipelinedTarget):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         cfg = self.config
-        base_url = check_base_url(
-            cfg.get("base_url", "https://api.twenty.com"),
-            "base_url",
-            bool(cfg.get("allow_insecure_http")),
-        )
+        base_url = self.checked_base_url("https://api.twenty.com")
         self.batch_size = int(cfg.get("batch_size", MAX_BATCH))
         window = float(cfg.get("rate_limit_window_seconds", 60))
         per_window = int(cfg.get("max_requests_per_window", 100))

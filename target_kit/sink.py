@@ -11,14 +11,21 @@ other record.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.exceptions import InvalidRecord
+from singer_sdk.helpers._typing import get_datelike_property_type
 from singer_sdk.sinks import BatchSink
 
+from target_kit.validation import compiled_validator
+
 if TYPE_CHECKING:
+    from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
+    from singer_sdk.sinks.core import BaseJSONSchemaValidator
+
     from target_kit.pipeline import Ticket
     from target_kit.target import PipelinedTarget
 
@@ -43,7 +50,7 @@ class PipelinedSink(BatchSink):
         self.checkpoint_name = f"{self.stream_name}#{next(_sink_numbers)}"
         self._skips_logged: set[str] = set()
 
-    @property
+    @functools.cached_property
     def process_deletes(self) -> bool:
         return bool(self.config.get("process_deletes", True))
 
@@ -63,6 +70,11 @@ class PipelinedSink(BatchSink):
             record[DELETED_AT] = deleted_at
 
     # Invalid records are dead-lettered, not fatal --------------------------------------------
+    def get_validator(self) -> BaseJSONSchemaValidator | None:
+        if self.validate_schema and not self.validate_field_string_format:
+            return compiled_validator(self.schema)
+        return super().get_validator()
+
     def _validate_and_parse(self, record: dict) -> dict:
         try:
             if self._validator is not None:
@@ -77,6 +89,29 @@ class PipelinedSink(BatchSink):
             return record
         self._parse_timestamps_in_record(record, self.schema, self.datetime_error_treatment)
         return record
+
+    # The SDK's timestamp parsing looks up the type of every property of every record; the
+    # date-like properties of a stream's schema are found once instead.
+    @functools.cached_property
+    def _properties(self) -> frozenset[str]:
+        return frozenset(self.schema.get("properties") or {})
+
+    @functools.cached_property
+    def _datelike_properties(self) -> tuple[str, ...]:
+        properties = self.schema.get("properties") or {}
+        return tuple(k for k, p in properties.items() if get_datelike_property_type(p))
+
+    def _parse_timestamps_in_record(
+        self, record: dict, schema: dict, treatment: DatetimeErrorTreatmentEnum
+    ) -> None:
+        if schema is not self.schema or not record.keys() <= self._properties:
+            # Another schema, or fields the schema lacks (the SDK warns about each): the SDK's way.
+            super()._parse_timestamps_in_record(record, schema, treatment)
+            return
+        dates = {k: record[k] for k in self._datelike_properties if k in record}
+        if dates:
+            super()._parse_timestamps_in_record(dates, schema, treatment)
+            record.update(dates)
 
     def _singer_validate_message(self, record: dict) -> None:
         if record.get("__rejected__"):
@@ -159,7 +194,7 @@ class PipelinedSink(BatchSink):
         Within a part, records of one key are all live (the last one wins) or all deleted; a
         record deleted and then restored in one batch is deleted, then written again.
         """
-        if not self.process_deletes:
+        if not self.process_deletes or not any(map(is_deleted, records)):
             return [(records, [])]
         parts: list[tuple[list[dict], list[dict]]] = [([], [])]
         seen: dict[Hashable, bool] = {}  # key → deleted, in the current part

@@ -27,6 +27,7 @@ still waiting are sent anyway, and dead-lettered if their parent is still not in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -101,10 +102,14 @@ class TwentySink(PipelinedSink):
         # `batch_size_rows` may lower the batch, never raise it over what one call takes.
         return min(self.batch_size_rows or self.target.batch_size, self.target.batch_size)
 
+    @functools.cached_property
+    def _key_names(self) -> tuple[str, ...]:
+        return tuple(self.key_properties or ())
+
     def key_text(self, record: dict[str, Any]) -> str | None:
-        if not self.key_properties:
+        if not self._key_names:
             return None
-        return key_text([record.get(k) for k in self.key_properties])
+        return key_text([record.get(k) for k in self._key_names])
 
     # Main thread: buffering and ordering --------------------------------------------------
     def process_record(self, record: dict, context: dict) -> None:
@@ -161,6 +166,8 @@ class TwentySink(PipelinedSink):
                 known = present | deleted
                 waited |= {k for k in unknown if twenty_ids[k] not in known}
             missing |= {(stream, k) for k in waited}
+        if not missing and not len(self.target.held):
+            return [set() for _ in records]  # nothing to wait for: the common case
         waits: list[set[Parent]] = []
         held_here: dict[Parent, set[Parent]] = {}  # records of this batch held so far
         for record in records:
@@ -176,7 +183,7 @@ class TwentySink(PipelinedSink):
 
     def _references(self, record: dict) -> list[tuple[Reference, str]]:
         """The parents a record links to: (reference, parent key)."""
-        if self.process_deletes and is_deleted(record):
+        if not self.mapping.references or (self.process_deletes and is_deleted(record)):
             return []  # a deletion links nothing
         keys = self.mapping.parent_keys(record)
         return [(r, keys[r.key]) for r in self.mapping.references if keys.get(r.key) is not None]

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import uuid
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from target_twenty.ids import key_text, stable_id
 from target_twenty.metadata import TwentyField
@@ -84,3 +88,32 @@ def test_stable_ids_depend_on_namespace_stream_and_key_and_ignore_key_types() ->
     assert one == stable_id("", "companies", key_text([1]))
     assert one != stable_id("", "people", key_text([1]))
     assert one != stable_id("other-tap", "companies", key_text([1]))
+
+
+def test_stable_ids_never_change_between_versions() -> None:
+    # Ids already in users' Twenty workspaces: a change here would duplicate every record.
+    assert key_text([1, 'Ä"x']) == '["1", "Ä\\"x"]'
+    assert (
+        stable_id("", "companies", key_text([1, 'Ä"x'])) == "41b9e036-5014-57a1-a58f-af1f1e9c3269"
+    )
+
+
+@given(st.text(), st.text(), st.text())
+def test_stable_id_is_uuid5_of_namespace_stream_and_key(
+    namespace: str, stream: str, key: str
+) -> None:
+    name = f"{namespace}\x1f{stream}\x1f{key}"
+    expected = uuid.uuid5(uuid.UUID("0c7c5d2e-6f5b-5e55-9a43-7477656e7479"), name)
+    assert stable_id.__wrapped__(namespace, stream, key) == str(expected)
+
+
+@given(
+    st.lists(
+        st.one_of(st.text(), st.integers(), st.decimals(allow_nan=False, allow_infinity=False)),
+        max_size=3,
+    )
+)
+def test_key_text_is_the_json_list_of_the_values_as_text(values: list) -> None:
+    from target_kit.serialize import jsonable
+
+    assert key_text(values) == json.dumps([str(jsonable(v)) for v in values], ensure_ascii=False)

@@ -57,7 +57,7 @@ class FieldMap:
     source: str  # the source property, or the expression's text
     expression: Expression | None = None
 
-    @property
+    @cached_property
     def path(self) -> str:
         return f"{self.field.key}.{self.sub}" if self.sub else self.field.key
 
@@ -154,10 +154,9 @@ class StreamMapping:
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
         """The Twenty record (without id and references); raises `BadValue`."""
         body: dict[str, Any] = {}
-        for fm in self.fields or ():
+        for fm, path in self._labelled_fields:
             if not fm.inputs <= record.keys():
                 continue  # absent is not null: an update leaves the field alone
-            path = f"{self.object.singular}.{fm.path}"
             if fm.expression is None:
                 value = record[fm.source]
             else:
@@ -172,6 +171,11 @@ class StreamMapping:
                     fm.field, fm.sub, value, path
                 )
         return body
+
+    @cached_property
+    def _labelled_fields(self) -> list[tuple[FieldMap, str]]:
+        """Each field map with the path that names it in messages ("company.domainName")."""
+        return [(fm, f"{self.object.singular}.{fm.path}") for fm in self.fields or ()]
 
     def parent_keys(self, record: dict[str, Any]) -> dict[str, str | None]:
         """Join column → the parent's key text (None: the record references nothing)."""

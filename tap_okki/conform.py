@@ -7,17 +7,25 @@ schema says, so targets get one type per field:
 
 - `format: date-time` → ISO-8601 with the zone's offset; unset (`1970-01-01 00:00:00`, "") → null
 - `format: date` → `YYYY-MM-DD`; unset → null
-- `integer` / `number` given as a string → the number; "" → null
+- `integer` / `number` given as a string → the number; "" → null; a `number` given as "NaN"
+  or "Infinity" → null too (JSON has no such numbers)
 - an array of integers given as a comma-separated string → the list
+
+`compile_schema` inspects a schema once and returns a converter for its records: each field
+gets a fast path for the value type OKKI usually sends; any other value takes the general path
+(`_value`), which holds every rule above.
 """
 
 from __future__ import annotations
 
 import decimal
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from tap_okki.times import is_unset, okki_date, okki_time_to_iso
+
+Converter = Callable[[Any], Any]
 
 
 class ConformError(ValueError):
@@ -28,15 +36,76 @@ def conform(
     record: dict[str, Any], schema: dict[str, Any], tz: ZoneInfo, path: str = ""
 ) -> dict[str, Any]:
     """A copy of `record` with the properties `schema` declares, each typed as declared."""
-    properties = schema.get("properties", {})
-    return {
-        name: _value(record.get(name), prop, tz, f"{path}.{name}" if path else name)
-        for name, prop in properties.items()
-        if name in record
-    }
+    return compile_schema(schema, tz, path)(record)
+
+
+def compile_schema(
+    schema: dict[str, Any], tz: ZoneInfo, path: str = ""
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """`conform` for one schema, which is inspected now rather than for every record."""
+    fields = [
+        (name, _converter(prop, tz, f"{path}.{name}" if path else name))
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+    def convert(record: dict[str, Any]) -> dict[str, Any]:
+        return {name: field(record[name]) for name, field in fields if name in record}
+
+    return convert
+
+
+def _converter(schema: dict[str, Any], tz: ZoneInfo, path: str) -> Converter:
+    """The converter of one value: its usual types handled here, the rest by `_value`."""
+    types = _types(schema)
+    fmt = schema.get("format")
+
+    def general(value: Any) -> Any:
+        return _value(value, schema, tz, path)
+
+    if fmt in ("date-time", "date"):
+        parse = okki_date if fmt == "date" else lambda text: okki_time_to_iso(text, tz)
+
+        def moment(value: Any) -> Any:
+            if type(value) is str:
+                try:
+                    return parse(value)
+                except ValueError:
+                    pass  # the general path names the field
+            return None if value is None else general(value)
+
+        return moment
+    if "properties" in schema:
+        record = compile_schema(schema, tz, path)
+
+        def convert(value: Any) -> Any:
+            return record(value) if type(value) is dict else general(value)
+
+    else:
+        # Values that already have a type the schema allows stay as they are.
+        kept = {str} if "string" in types else set()
+        kept |= {int} if types & {"integer", "number"} else set()
+        kept |= {decimal.Decimal} if "number" in types else set()
+
+        def convert(value: Any) -> Any:
+            return value if type(value) in kept or value is None else general(value)
+
+    if "array" in types:
+        return _array_or(convert, schema, tz, path)
+    return convert
+
+
+def _array_or(other: Converter, schema: dict[str, Any], tz: ZoneInfo, path: str) -> Converter:
+    """Lists item by item; anything else by `other`."""
+    item = _converter(schema.get("items", {}), tz, f"{path}[]")
+
+    def array(value: Any) -> Any:
+        return [item(each) for each in value] if type(value) is list else other(value)
+
+    return array
 
 
 def _value(value: Any, schema: dict[str, Any], tz: ZoneInfo, path: str) -> Any:
+    """The general path: any value under any schema."""
     if value is None:
         return None
     types = _types(schema)
@@ -58,7 +127,7 @@ def _value(value: Any, schema: dict[str, Any], tz: ZoneInfo, path: str) -> Any:
                 return str(value)
     except ConformError:
         raise
-    except (ValueError, TypeError, decimal.InvalidOperation) as exc:
+    except (ValueError, TypeError, OverflowError, decimal.InvalidOperation) as exc:
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
         raise ConformError(f"field '{path}': {shown} is not a valid {_describe(schema)}") from exc
     return value
@@ -100,7 +169,8 @@ def _number(value: Any) -> decimal.Decimal | int | None:
         return value
     if isinstance(value, str) and not value.strip():
         return None
-    return decimal.Decimal(str(value).strip())
+    number = decimal.Decimal(str(value).strip())
+    return number if number.is_finite() else None
 
 
 def _types(schema: dict[str, Any]) -> set[str]:

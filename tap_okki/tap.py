@@ -11,6 +11,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities, TapCapabilities
 
@@ -31,6 +32,9 @@ class TapOkki(Tap):
 
     name = "tap-okki"
     package_name = "okki-crm-sync"  # the distribution that ships this tap
+    # The SDK's msgspec writer: the same JSON as its default writer (non-ASCII text as UTF-8
+    # rather than \u escapes), serialized in a fraction of the CPU.
+    message_writer_class = MsgSpecWriter
 
     # Not `batch`: bookmarks are saved as windows complete, which BATCH files would outrun.
     # Not `activate-version`: every stream is incremental (contacts follow their company).

@@ -36,12 +36,13 @@ def okki_time_to_iso(value: object, tz: ZoneInfo) -> str | None:
         return None
     text = str(value).strip()
     try:
-        moment = parse_okki_time(text, tz)
-    except ValueError:
-        # Already ISO (or date-only): keep the instant, add the zone when it has none.
+        # OKKI's format is ISO-8601 with a space (fast to parse); ISO text from elsewhere keeps
+        # its instant, and gets the zone when it has none.
         moment = dt.datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=tz)
+    except ValueError:
+        moment = dt.datetime.strptime(text, OKKI_FORMAT)  # e.g. `2025-1-6 8:00:00`
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
     return moment.isoformat()
 
 

@@ -64,7 +64,7 @@ class WindowLostError(RuntimeError):
 
 @dataclass
 class WindowReader:
-    """Reads windows of one OKKI list; each row (by `key`) is delivered once per run."""
+    """Reads windows of one OKKI list; each row (by `key`) is delivered once per `rows()` call."""
 
     fetch: FetchPage
     page_size: int
@@ -72,6 +72,9 @@ class WindowReader:
     label: str  # for log lines, e.g. "companies"
     logger: logging.Logger
     max_rows: int = 2000  # split windows holding more rows than this
+    # Keys delivered by the current `rows()` call: only its re-scans and halves can meet a row
+    # again (a row that changes during the run leaves every window of the run), so the set
+    # holds one part's keys, not the whole run's.
     seen: set[Hashable] = field(default_factory=set)
     rescans: int = 0  # scans repeated because the total changed (for the run log)
     pages: int = 0
@@ -98,7 +101,14 @@ class WindowReader:
         yield from self.parts(newer)
 
     def rows(self, window: Window, first: Page | None = None) -> Iterator[dict[str, Any]]:
-        """Every row that matched `window` when this call began and has not left it since."""
+        """Every row that matched `window` when this call began and has not left it since.
+
+        Afterwards `seen` holds the keys of those rows.
+        """
+        self.seen = set()
+        yield from self._rows(window, first)
+
+    def _rows(self, window: Window, first: Page | None = None) -> Iterator[dict[str, Any]]:
         for scan in range(1, MAX_SCANS + 1):
             baseline, stable = yield from self._scan(window, first if scan == 1 else None)
             if stable:
@@ -111,7 +121,7 @@ class WindowReader:
                     _show(window.end),
                 )
                 for half in halves:
-                    yield from self.rows(half)
+                    yield from self._rows(half)
                 return
             self.rescans += 1
             self.logger.info(

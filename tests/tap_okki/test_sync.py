@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.server
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
@@ -422,3 +429,71 @@ def test_contacts_alone_read_companies_without_emitting_them(
     assert run.records("companies") == []
     assert set(run.keys("contacts", "customer_id")) == set(expected_contacts(truth["companies"]))
     assert [m["stream"] for m in run.messages if m["type"] == "SCHEMA"] == ["contacts"]
+
+
+# Logs and proxies --------------------------------------------------------------------------------
+
+
+def test_contacts_are_counted_once_for_the_run_not_once_per_company(
+    okki: RunningSandbox, tmp_path: Path
+) -> None:
+    run = run_tap(tmp_path, tap_config(okki)).check()
+    contacts = len(run.records("contacts"))
+    counts = [
+        json.loads(line.split("METRIC: ", 1)[1])
+        for line in run.stderr.splitlines()
+        if '"record_count"' in line and '"contacts"' in line
+    ]
+    assert [point["value"] for point in counts] == [contacts]
+    assert f"contacts: {contacts} emitted from 200 companies" in run.stderr
+    assert run.stderr.count("Beginning sync of 'contacts'") == 1
+    assert '"sync_duration"' not in "".join(
+        line for line in run.stderr.splitlines() if '"contacts"' in line
+    )
+
+
+class ForwardingProxy(http.server.BaseHTTPRequestHandler):
+    """A plain-HTTP forward proxy that counts the paths it carried."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real proxy
+    carried: ClassVar[Counter[str]] = Counter()
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def forward(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        request = urllib.request.Request(self.path, body, headers, method=self.command)
+        try:
+            with self.direct.open(request, timeout=30) as answer:
+                status, content, kind = answer.status, answer.read(), answer.headers
+        except urllib.error.HTTPError as refused:
+            status, content, kind = refused.code, refused.read(), refused.headers
+        self.carried[urlsplit(self.path).path] += 1
+        self.send_response(status)
+        self.send_header("Content-Type", kind.get("Content-Type", "application/json"))
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    do_GET = do_POST = forward
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_proxy_from_the_environment_carries_every_call(
+    okki: RunningSandbox, tmp_path: Path
+) -> None:
+    ForwardingProxy.carried.clear()
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ForwardingProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{proxy.server_address[1]}"
+    env = {"HTTP_PROXY": url, "http_proxy": url, "NO_PROXY": "", "no_proxy": ""}
+    try:
+        run = run_tap(tmp_path, tap_config(okki), env=env).check()
+    finally:
+        proxy.shutdown()
+    assert len(run.records("companies")) == 200
+    assert ForwardingProxy.carried["/v1/oauth2/access_token"] == 1
+    assert ForwardingProxy.carried["/v1/company/info"] == 200
+    assert sum(ForwardingProxy.carried.values()) == sum(stats_calls(okki).values())

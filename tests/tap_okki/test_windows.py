@@ -155,3 +155,13 @@ def test_every_row_that_never_left_is_delivered_exactly_once(
     stayed = {row["id"] for row in okki.rows if row["t"] <= NOW}
     assert len(ids) == len(set(ids))
     assert stayed <= set(ids) <= set(range(len(times)))
+
+
+def test_the_keys_kept_against_repeats_are_those_of_the_current_part_only() -> None:
+    """Re-scans repeat rows only within a part, so memory holds one part's keys, not the run's."""
+    okki = FakeOkkiList([s * 60 for s in range(100)])
+    r = reader(okki, size=10, max_rows=30)
+    for part, first in r.parts(Window(T0, NOW)):
+        ids = [row["id"] for row in r.rows(part, first)]
+        assert r.seen == set(ids)  # what the caller checks removed rows of this part against
+        assert len(r.seen) <= 30

@@ -44,18 +44,19 @@ FIELDS = {"id": "客户编号", "name": "客户名称", "amount": "金额", "see
 FIELDS |= {"level": "客户等级", "tags": "标签"}
 
 
+def row(i: int) -> dict:
+    return {
+        "id": f"C{i:07d}",
+        "name": f"客户 {i}",
+        "amount": i * 1.25,
+        "seen": f"2024-{i % 12 + 1:02d}-{i % 28 + 1:02d}T08:00:00+08:00",
+        "level": "ABC"[i % 3],
+        "tags": ["重点", "新客"][: i % 3],
+    }
+
+
 def rows(count: int) -> list[dict]:
-    return [
-        {
-            "id": f"C{i:07d}",
-            "name": f"客户 {i}",
-            "amount": i * 1.25,
-            "seen": f"2024-{i % 12 + 1:02d}-{i % 28 + 1:02d}T08:00:00+08:00",
-            "level": "ABC"[i % 3],
-            "tags": ["重点", "新客"][: i % 3],
-        }
-        for i in range(count)
-    ]
+    return [row(i) for i in range(count)]
 
 
 def singer_input(records: list[dict]) -> str:

@@ -301,19 +301,12 @@ def null_target_run(lines: Iterator[str], records: int, workdir: Path) -> Proces
 
 
 def jiandaoyun_lines(count: int) -> Iterator[str]:
-    """The rows of bench_target_jiandaoyun.rows() as Singer messages, generated one at a time."""
+    """bench_target_jiandaoyun.row(i) for each i as Singer messages, generated one at a time."""
     schema = {"type": "object", "properties": {name: {} for name in jdy_bench.FIELDS}}
     message = {"type": "SCHEMA", "stream": "customers", "key_properties": ["id"], "schema": schema}
     yield json.dumps(message) + "\n"
     for i in range(count):
-        row = {
-            "id": f"C{i:07d}",
-            "name": f"客户 {i}",
-            "amount": i * 1.25,
-            "seen": f"2024-{i % 12 + 1:02d}-{i % 28 + 1:02d}T08:00:00+08:00",
-            "level": "ABC"[i % 3],
-            "tags": ["重点", "新客"][: i % 3],
-        }
+        row = jdy_bench.row(i)
         yield json.dumps({"type": "RECORD", "stream": "customers", "record": row}) + "\n"
         if (i + 1) % 1000 == 0:
             yield json.dumps({"type": "STATE", "value": {"customers": i + 1}}) + "\n"

@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 
 import backoff
 import requests
-from requests.utils import resolve_proxies
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams import RESTStream
 
@@ -63,15 +62,6 @@ class OkkiConnection:
     tz: ZoneInfo
     _run_end: dt.datetime | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @cached_property
-    def proxies(self) -> dict[str, str]:
-        """The proxies for OKKI's host, those of the environment included.
-
-        Looked up once: `requests` would read the environment again for every call.
-        """
-        probe = requests.Request("GET", self.base_url).prepare()
-        return resolve_proxies(probe, self.session.proxies, self.session.trust_env)
 
     def run_end(self, ask_server: Callable[[], str | None]) -> dt.datetime:
         """The end of every window of this run: OKKI's `now` from the run's first answer.
@@ -233,7 +223,9 @@ class OkkiStream(RESTStream):
             prepared_request,
             timeout=self.timeout,
             allow_redirects=self.allow_redirects,
-            proxies=self.connection.proxies,
+            # `send` skips the session's settings; `settle_environment` put them there.
+            proxies=self.requests_session.proxies,
+            verify=self.requests_session.verify,
         )
         endpoint = _endpoint(response)
         if endpoint == self.summed_endpoint and response.status_code == 200:

@@ -21,7 +21,7 @@ from tap_okki.pacing import Pacer
 from tap_okki.retry import RetryPolicy
 from tap_okki.streams import CompaniesStream, ContactsStream, OpportunitiesStream
 from tap_okki.times import parse_setting_time
-from target_kit.http import ConfigError, check_base_url
+from target_kit.http import ConfigError, check_base_url, settle_environment
 
 DEFAULT_BASE_URL = "https://api-sandbox.xiaoman.cn"
 MAX_PAGE_SIZE = 100  # OKKI answers code 400 above it (okki.md §5.1)
@@ -207,6 +207,7 @@ class TapOkki(Tap):
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         base_url = str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        settle_environment(session, base_url)  # proxies and CA bundle, read once
         pacer = Pacer(float(config.get("max_requests_per_second", 9.5)))
         retry = RetryPolicy(
             max_attempts=int(config.get("max_attempts", 8)),

@@ -113,12 +113,13 @@ def retry_after_seconds(response: requests.Response) -> float | None:
         return None  # an HTTP date: rare for APIs; fall back to our own backoff
 
 
-def _settle_environment(session: requests.Session, base_url: str) -> None:
+def settle_environment(session: requests.Session, base_url: str) -> None:
     """Read the proxy and CA-bundle settings of the environment (`HTTPS_PROXY`, `NO_PROXY`,
     `REQUESTS_CA_BUNDLE`, …) once for the API's host, instead of on every call: requests scans
     all of `os.environ` on each request: several per cent of a target's CPU at full speed."""
     settings = session.merge_environment_settings(base_url, {}, None, None, None)
-    session.proxies.update(settings["proxies"])
+    # `no` (NO_PROXY) is already applied to the API's host; requests reads it nowhere else.
+    session.proxies.update({k: v for k, v in settings["proxies"].items() if k != "no"})
     session.verify = settings["verify"]
     session.trust_env = False  # also skips ~/.netrc: our clients send their own credentials
 
@@ -148,7 +149,7 @@ class ApiClient:
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        _settle_environment(self.session, self.base_url)
+        settle_environment(self.session, self.base_url)
         self.calls = 0
         self.retries = 0
         self.throttled = 0

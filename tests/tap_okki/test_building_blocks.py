@@ -392,7 +392,7 @@ def test_proxies_from_the_environment_apply_to_okki_calls(
 
     def proxies(base_url: str) -> dict[str, str]:
         config = {**PLACEHOLDER, "base_url": base_url, "allow_insecure_http": True}
-        return TapOkki(config=config).connection.proxies
+        return TapOkki(config=config).connection.session.proxies
 
     assert proxies("http://okki.example:8080") == {"http": "http://proxy.example:3128"}
     assert proxies("http://internal.example") == {}

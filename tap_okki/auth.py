@@ -10,16 +10,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import typing as t
 from dataclasses import dataclass
 
 import backoff
-import requests
 from singer_sdk.authenticators import APIAuthenticatorBase
 
 from tap_okki.errors import OkkiApiError, OkkiAuthError, OkkiRetriableError
 from tap_okki.pacing import Pacer
 from tap_okki.retry import TRANSPORT_ERRORS, RetryPolicy
 from target_kit.http import is_certificate_error, retry_after_seconds
+from target_kit.transport import Answer, Transport
+
+if t.TYPE_CHECKING:
+    from tap_okki.client import Call
 
 logger = logging.getLogger(__name__)
 
@@ -46,18 +50,16 @@ class OkkiAuthenticator(APIAuthenticatorBase):
         self,
         base_url: str,
         credentials: Credentials,
-        session: requests.Session,
+        transport: Transport,
         pacer: Pacer,
         retry: RetryPolicy,
-        timeout: float,
     ) -> None:
         super().__init__()
         self._url = f"{base_url}{TOKEN_PATH}"
         self._credentials = credentials
-        self._session = session
+        self._transport = transport
         self._pacer = pacer
         self._retry = retry
-        self._timeout = timeout
         self._lock = threading.Lock()
         self._token: str | None = None
         self._renew_at = 0.0  # time.monotonic() after which the cached token is not used
@@ -66,7 +68,7 @@ class OkkiAuthenticator(APIAuthenticatorBase):
         return f"OkkiAuthenticator(url={self._url!r})"
 
     # Used by singer-sdk for every request ---------------------------------------------------
-    def authenticate_request(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+    def authenticate_request(self, request: Call) -> Call:  # type: ignore[override]
         request.headers["Authorization"] = f"Bearer {self.token()}"
         return request
 
@@ -78,7 +80,7 @@ class OkkiAuthenticator(APIAuthenticatorBase):
             assert self._token is not None
             return self._token
 
-    def renew(self, failed_request: requests.PreparedRequest) -> None:
+    def renew(self, failed_request: Call) -> None:
         """OKKI refused the token this request carried: fetch a new one unless done already."""
         failed = failed_request.headers.get("Authorization", "").removeprefix("Bearer ")
         with self._lock:
@@ -110,15 +112,15 @@ class OkkiAuthenticator(APIAuthenticatorBase):
     def _request_token(self) -> dict:
         c = self._credentials
         self._pacer.wait()
-        response = self._session.post(
+        response = self._transport.request(
+            "POST",
             self._url,
-            json={
+            json_body={
                 "grant_type": "client_credentials",
                 "client_id": c.client_id,
                 "client_secret": c.client_secret,
                 "scope": c.scope,
             },
-            timeout=self._timeout,
         )
         status = response.status_code
         if status == 429 or status >= 500:
@@ -147,7 +149,7 @@ class OkkiAuthenticator(APIAuthenticatorBase):
         raise OkkiApiError(TOKEN_PATH, f"HTTP {status}", error or "no access_token in the answer")
 
 
-def _json_or_none(response: requests.Response) -> dict | None:
+def _json_or_none(response: Answer) -> dict | None:
     try:
         body = response.json()
     except ValueError:

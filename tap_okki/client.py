@@ -24,7 +24,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import backoff
-import requests
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams import RESTStream
 
@@ -36,6 +35,7 @@ from tap_okki.retry import TRANSPORT_ERRORS, RetryPolicy
 from tap_okki.times import format_okki_time, parse_okki_time
 from tap_okki.windows import Page, Window, WindowReader
 from target_kit.http import is_certificate_error, retry_after_seconds
+from target_kit.transport import Answer, Transport
 
 if t.TYPE_CHECKING:
     from backoff.types import Details
@@ -51,14 +51,13 @@ _HINTS = {
 
 @dataclass
 class OkkiConnection:
-    """What every stream of one run shares: one session, one pace, one token, one clock."""
+    """What every stream of one run shares: one connection pool, pace, token and clock."""
 
     base_url: str
-    session: requests.Session
+    transport: Transport
     pacer: Pacer
     authenticator: OkkiAuthenticator
     retry: RetryPolicy
-    timeout: float
     tz: ZoneInfo
     _run_end: dt.datetime | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -82,6 +81,14 @@ class OkkiConnection:
                         self._run_end.isoformat(),
                     )
             return self._run_end
+
+
+@dataclass
+class Call:
+    """One GET: its URL and headers (the authenticator adds the token to them)."""
+
+    url: str
+    headers: dict[str, str]
 
 
 @dataclass
@@ -128,14 +135,6 @@ class OkkiStream(RESTStream):
     def authenticator(self) -> OkkiAuthenticator:
         return self.connection.authenticator
 
-    @property
-    def requests_session(self) -> requests.Session:
-        return self.connection.session
-
-    @property
-    def timeout(self) -> float:  # type: ignore[override]
-        return self.connection.timeout
-
     def get_new_paginator(self) -> None:
         return None
 
@@ -177,33 +176,26 @@ class OkkiStream(RESTStream):
     # Calls --------------------------------------------------------------------------------------
     def get_data(self, path: str, params: dict[str, t.Any], context: Context | None) -> dict:
         """GET `path`; the whole envelope of a successful answer (its `data`, `now`…)."""
-        # The query is encoded here as `requests` would (None values left out): given a
-        # dict, `requests` spends longer checking its type than encoding it.
         query = urlencode([(key, value) for key, value in params.items() if value is not None])
-        request = self._request_template.copy()
-        request.prepare_url(f"{self.url_base}{path}", query)
-        response = self._request_with_retries(request, context)
+        url = f"{self.url_base}{path}?{query}" if query else f"{self.url_base}{path}"
+        response = self._request_with_retries(Call(url, dict(self._headers)), context)
         return _envelope(response) or {}
 
     @cached_property
-    def _request_template(self) -> requests.PreparedRequest:
-        """A GET with this stream's headers; each call copies it and sets its URL."""
-        headers = {"User-Agent": self.user_agent, **self.http_headers}
-        return requests.Request("GET", self.url_base, headers=headers).prepare()
+    def _headers(self) -> dict[str, str]:
+        return {"User-Agent": self.user_agent, **self.http_headers}
 
     @cached_property
-    def _request_with_retries(self) -> t.Callable[..., requests.Response]:
+    def _request_with_retries(self) -> t.Callable[..., Answer]:
         return self.request_decorator(self._request)
 
-    def _request(
-        self, prepared_request: requests.PreparedRequest, context: Context | None
-    ) -> requests.Response:
+    def _request(self, call: Call, context: Context | None) -> Answer:  # type: ignore[override]
         """One attempt (the backoff decorator repeats it), plus the one token renewal."""
-        response = self._send(prepared_request, context)
+        response = self._send(call, context)
         if _access_denied(response):
             # Expired early or revoked (okki.md §2.4): a new token, then this call once more.
-            self.authenticator.renew(prepared_request)
-            response = self._send(prepared_request, context)
+            self.authenticator.renew(call)
+            response = self._send(call, context)
             if _access_denied(response):
                 raise OkkiAuthError(
                     _endpoint(response),
@@ -214,19 +206,10 @@ class OkkiStream(RESTStream):
         self.validate_response(response)
         return response
 
-    def _send(
-        self, prepared_request: requests.PreparedRequest, context: Context | None
-    ) -> requests.Response:
+    def _send(self, call: Call, context: Context | None) -> Answer:
         self.connection.pacer.wait()
-        self.authenticator(prepared_request)
-        response = self.requests_session.send(
-            prepared_request,
-            timeout=self.timeout,
-            allow_redirects=self.allow_redirects,
-            # `send` skips the session's settings; `settle_environment` put them there.
-            proxies=self.requests_session.proxies,
-            verify=self.requests_session.verify,
-        )
+        self.authenticator(call)
+        response = self.connection.transport.request("GET", call.url, headers=call.headers)
         endpoint = _endpoint(response)
         if endpoint == self.summed_endpoint and response.status_code == 200:
             self.summed_calls.add(response.elapsed.total_seconds())
@@ -237,7 +220,7 @@ class OkkiStream(RESTStream):
         return response
 
     # Answers ------------------------------------------------------------------------------------
-    def validate_response(self, response: requests.Response) -> None:
+    def validate_response(self, response: Answer) -> None:
         """Sort an answer into success, retry, skip (a missing company) or stop (okki.md §4)."""
         endpoint = _endpoint(response)
         status = response.status_code
@@ -272,7 +255,7 @@ class OkkiStream(RESTStream):
             raise CompanyNotFound(company_id, message)
         raise OkkiApiError(endpoint, code, message, _HINTS.get(code or 0, ""))
 
-    def response_error_message(self, response: requests.Response) -> str:
+    def response_error_message(self, response: Answer) -> str:
         """Status and path only: OKKI bodies may hold customer data, headers hold tokens."""
         return f"HTTP {response.status_code} {response.reason} for path {_endpoint(response)}"
 
@@ -415,7 +398,7 @@ class OkkiListStream(OkkiStream):
 
 
 # Helpers --------------------------------------------------------------------------------------
-def _envelope(response: requests.Response) -> dict | None:
+def _envelope(response: Answer) -> dict | None:
     """The decoded JSON object of an answer (cached on it), or None when it is not one."""
     cached = response.__dict__.get("_okki_body", ...)
     if cached is not ...:
@@ -436,13 +419,13 @@ def _code(value: t.Any) -> int | None:
         return None
 
 
-def _access_denied(response: requests.Response) -> bool:
+def _access_denied(response: Answer) -> bool:
     # OKKI says `{"error":"access_denied"}`; upstream's exact shape is undocumented, so any
     # 401 on a data call gets the one renewal.
     return response.status_code == 401
 
 
-def _endpoint(response: requests.Response) -> str:
+def _endpoint(response: Answer) -> str:
     return urlsplit(response.url).path
 
 

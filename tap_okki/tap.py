@@ -7,8 +7,6 @@ import typing as t
 from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import requests
-from requests.adapters import HTTPAdapter
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
@@ -21,7 +19,8 @@ from tap_okki.pacing import Pacer
 from tap_okki.retry import RetryPolicy
 from tap_okki.streams import CompaniesStream, ContactsStream, OpportunitiesStream
 from tap_okki.times import parse_setting_time
-from target_kit.http import ConfigError, check_base_url, settle_environment
+from target_kit.http import ConfigError, check_base_url
+from target_kit.transport import Transport
 
 DEFAULT_BASE_URL = "https://api-sandbox.xiaoman.cn"
 MAX_PAGE_SIZE = 100  # OKKI answers code 400 above it (okki.md §5.1)
@@ -198,30 +197,26 @@ class TapOkki(Tap):
 
     @cached_property
     def connection(self) -> OkkiConnection:
-        """The run's shared HTTP session, pace, token and clock (made on first use)."""
+        """The run's shared HTTP connections, pace, token and clock (made on first use)."""
         config = self.config
-        session = requests.Session()
+        base_url = str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
         # One pooled connection per concurrent caller, so keep-alive is never starved.
         pool = int(config.get("detail_concurrency", 4)) + 2
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        base_url = str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-        settle_environment(session, base_url)  # proxies and CA bundle, read once
+        timeout = float(config.get("request_timeout", 60))
+        transport = Transport(base_url, {}, pool_size=pool, timeout=timeout)
         pacer = Pacer(float(config.get("max_requests_per_second", 9.5)))
         retry = RetryPolicy(
             max_attempts=int(config.get("max_attempts", 8)),
             base_delay=float(config.get("backoff_base_seconds", 1.0)),
             max_delay=float(config.get("backoff_max_seconds", 60.0)),
         )
-        timeout = float(config.get("request_timeout", 60))
         credentials = Credentials(
             client_id=str(config["client_id"]),
             client_secret=str(config["client_secret"]),
             scope=str(config.get("scope") or "company opportunity user"),
         )
-        authenticator = OkkiAuthenticator(base_url, credentials, session, pacer, retry, timeout)
-        return OkkiConnection(base_url, session, pacer, authenticator, retry, timeout, self.tz)
+        authenticator = OkkiAuthenticator(base_url, credentials, transport, pacer, retry)
+        return OkkiConnection(base_url, transport, pacer, authenticator, retry, self.tz)
 
     def discover_streams(self) -> list[Stream]:
         return [CompaniesStream(self), ContactsStream(self), OpportunitiesStream(self)]

@@ -14,10 +14,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from target_kit.http import ApiClient, Outcome, RetryPolicy, retry_after_seconds
 from target_kit.pacing import RateLimiter
+from target_kit.transport import Answer
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ def pacing_windows(per_second: float) -> list[tuple[float, float]]:
     return [(per_second, 1.0), (BURST, BURST / per_second)]
 
 
-def api_code(response: requests.Response) -> int | None:
+def api_code(response: Answer) -> int | None:
     try:
         body = response.json()
     except ValueError:
@@ -91,7 +90,7 @@ def api_code(response: requests.Response) -> int | None:
     return code if isinstance(code, int) else None
 
 
-def api_message(response: requests.Response) -> str:
+def api_message(response: Answer) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -99,7 +98,7 @@ def api_message(response: requests.Response) -> str:
     return str(body.get("msg", "")) if isinstance(body, dict) else ""
 
 
-def classify(response: requests.Response) -> Outcome:
+def classify(response: Answer) -> Outcome:
     """Sort an answer by the contract's retry policy (§9)."""
     status = response.status_code
     if status == 200:
@@ -174,14 +173,17 @@ class JiandaoyunApi:
             for endpoint, rate in limits.items()
         }
 
-    def _watch_company_budget(self, response: requests.Response) -> None:
+    def _watch_company_budget(self, response: Answer) -> None:
         # 8303 is the company-wide budget: every endpoint holds back, not only the one that hit it.
         if response.status_code == 400 and api_code(response) == 8303:
             wait = retry_after_seconds(response)
             self.company.pause(THROTTLE_WAIT if wait is None else wait)
 
     def call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.clients[endpoint].send("POST", f"/api/v5/{endpoint}", endpoint, json=body) or {}
+        return (
+            self.clients[endpoint].send("POST", f"/api/v5/{endpoint}", endpoint, json_body=body)
+            or {}
+        )
 
     def widgets(self, app_id: str, entry_id: str) -> dict[str, Any]:
         return self.call(WIDGETS, {"app_id": app_id, "entry_id": entry_id})

@@ -18,10 +18,10 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from target_kit.pacing import RateLimiter
 from target_kit.secrets import redact
+from target_kit.transport import Answer, Transport
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def is_certificate_error(exc: BaseException) -> bool:
     return isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
-def retry_after_seconds(response: requests.Response) -> float | None:
+def retry_after_seconds(response: Answer | requests.Response) -> float | None:
     """`Retry-After` as seconds (fractional values from the time-scaled sandbox accepted)."""
     value = response.headers.get("Retry-After")
     if value is None:
@@ -113,43 +113,26 @@ def retry_after_seconds(response: requests.Response) -> float | None:
         return None  # an HTTP date: rare for APIs; fall back to our own backoff
 
 
-def settle_environment(session: requests.Session, base_url: str) -> None:
-    """Read the proxy and CA-bundle settings of the environment (`HTTPS_PROXY`, `NO_PROXY`,
-    `REQUESTS_CA_BUNDLE`, …) once for the API's host, instead of on every call: requests scans
-    all of `os.environ` on each request: several per cent of a target's CPU at full speed."""
-    settings = session.merge_environment_settings(base_url, {}, None, None, None)
-    # `no` (NO_PROXY) is already applied to the API's host; requests reads it nowhere else.
-    session.proxies.update({k: v for k, v in settings["proxies"].items() if k != "no"})
-    session.verify = settings["verify"]
-    session.trust_env = False  # also skips ~/.netrc: our clients send their own credentials
-
-
 class ApiClient:
     def __init__(
         self,
         base_url: str,
         headers: dict[str, str],
         limiter: RateLimiter,
-        classify: Callable[[requests.Response], Outcome],
+        classify: Callable[[Answer], Outcome],
         secrets: list[str],
         pool_size: int = 10,
         timeout: tuple[float, float] = (10.0, 120.0),
         retry: RetryPolicy | None = None,
-        on_response: Callable[[requests.Response], None] | None = None,
+        on_response: Callable[[Answer], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter
         self.classify = classify
         self.secrets = [s for s in secrets if s]
-        self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.on_response = on_response
-        self.session = requests.Session()
-        self.session.headers.update(headers)
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        settle_environment(self.session, self.base_url)
+        self.transport = Transport(self.base_url, headers, pool_size, timeout)
         self.calls = 0
         self.retries = 0
         self.throttled = 0
@@ -171,9 +154,7 @@ class ApiClient:
             self.limiter.acquire()
             self.calls += 1
             try:
-                response = self.session.request(
-                    method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs
-                )
+                response = self.transport.request(method, f"{self.base_url}{path}", **kwargs)
             except TRANSIENT_ERRORS as exc:
                 if is_certificate_error(exc):  # sending again cannot fix it
                     reason = redact(str(exc), self.secrets)

@@ -11,7 +11,8 @@ from typing import Any, TextIO
 
 def jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        whole = value.is_finite() and value == value.to_integral_value()
+        return int(value) if whole else float(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-import requests
 
 from target_kit.http import ApiClient, ApiError, Outcome, RetryPolicy, retry_after_seconds
 from target_kit.pacing import RateLimiter
+from target_kit.transport import Answer
 
 logger = logging.getLogger("target_twenty")
 
@@ -42,6 +42,18 @@ class _Upserted(msgspec.Struct):
 _UPSERT_ANSWER = msgspec.json.Decoder(dict[str, dict[str, list[_Upserted]]])
 
 
+_ENCODER = msgspec.json.Encoder()
+
+
+def _encode(records: list[dict[str, Any]]) -> bytes:
+    """The batch as JSON by msgspec (an eighth of `json.dumps`'s time), else by `json` to
+    word the error. Payloads hold JSON values only, numbers finite (`values.py`)."""
+    try:
+        return _ENCODER.encode(records)
+    except (msgspec.EncodeError, OverflowError, TypeError):
+        return json.dumps(records, ensure_ascii=False).encode()
+
+
 def _decode_upserted(content: bytes) -> Any:
     """`{"data": {"createCompanies": [rows]}}` with each row reduced to its id and times.
 
@@ -55,7 +67,7 @@ def _decode_upserted(content: bytes) -> Any:
         return json.loads(content)
 
 
-def classify(response: requests.Response) -> Outcome:
+def classify(response: Answer) -> Outcome:
     status = response.status_code
     if status < 300:
         return Outcome("ok")
@@ -75,7 +87,7 @@ def classify(response: requests.Response) -> Outcome:
     return Outcome("fatal", status, message)
 
 
-def _json(response: requests.Response) -> dict[str, Any]:
+def _json(response: Answer) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
@@ -117,7 +129,7 @@ class TwentyClient:
             on_response=self._read_limits,
         )
 
-    def _read_limits(self, response: requests.Response) -> None:
+    def _read_limits(self, response: Answer) -> None:
         """Pace to what the server announces (cloud plans differ: 50 per minute was seen)."""
         try:
             limit = int(response.headers["X-RateLimit-Limit"])
@@ -167,7 +179,7 @@ class TwentyClient:
             f"/rest/batch/{plural}",
             endpoint=f"POST /rest/batch/{plural}",
             params={"upsert": "true"},
-            data=json.dumps(records, ensure_ascii=False).encode(),
+            body=_encode(records),
             headers={"Content-Type": "application/json"},
             decode=_decode_upserted,
         )

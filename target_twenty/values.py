@@ -13,6 +13,7 @@ trailing slash), an email is trimmed and lower-cased.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import uuid
 from decimal import Decimal, InvalidOperation
@@ -109,10 +110,13 @@ def _text(f: TwentyField | None, value: Any, path: str) -> str:
 def _number(f: TwentyField | None, value: Any, path: str) -> int | float:
     if isinstance(value, bool):
         raise BadValue(f"{path} expects a number, got {show(value)}")
-    if isinstance(value, int | float | Decimal):
-        return jsonable(value)
     if isinstance(value, str) and NUMBER_TEXT.match(value):
-        return jsonable(Decimal(value.strip()))
+        value = Decimal(value.strip())
+    if isinstance(value, int | float | Decimal):
+        number = jsonable(value)
+        if isinstance(number, float) and not math.isfinite(number):  # NaN is no JSON number
+            raise BadValue(f"{path} expects a finite number, got {show(value)}")
+        return number
     raise BadValue(f"{path} expects a number, got {show(value)}")
 
 

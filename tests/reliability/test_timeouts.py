@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 import yaml
 
 from crm_sandbox.control import RunningSandbox
@@ -132,7 +133,7 @@ def test_twenty_calls_that_time_out_are_sent_again_without_creating_duplicates(
 ) -> None:
     fresh(sandbox)
     client = TwentyClient(sandbox.twenty.base_url, TWENTY_API_KEY, 100, 60 / TIME_SCALE, 4)
-    client.api.timeout = (5.0, TIMEOUT)
+    client.api.transport.timeout = urllib3.Timeout(connect=5.0, read=TIMEOUT)
     client.api.retry = RetryPolicy(max_attempts=10, base_delay=0.05, max_delay=0.2)
     companies = [{"id": twenty_id("companies", n), "name": f"Company {n}"} for n in range(180)]
     sandbox.twenty.knobs(spike_rate=0.5, spike_latency=1.0)

@@ -2,43 +2,42 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import time
 from typing import Any
 
 import pytest
-import requests
 
 from tap_okki import auth
 from tap_okki.auth import Credentials, OkkiAuthenticator
+from tap_okki.client import Call
 from tap_okki.errors import OkkiAuthError
 from tap_okki.pacing import Pacer
 from tap_okki.retry import RetryPolicy
+from target_kit.transport import Answer
 
 
 class FakeTokenEndpoint:
-    """Stands in for the session: answers token requests, counting them."""
+    """Stands in for the transport: answers token requests, counting them."""
 
     def __init__(self, expires_in: float = 28_800, status: int = 200, body: Any = None) -> None:
         self.expires_in, self.status, self.body = expires_in, status, body
         self.calls: list[dict[str, Any]] = []
         self.lock = threading.Lock()
 
-    def post(self, url: str, json: dict[str, Any], timeout: float) -> requests.Response:
+    def request(self, method: str, url: str, json_body: dict[str, Any]) -> Answer:
         with self.lock:
-            self.calls.append(json)
+            self.calls.append(json_body)
             number = len(self.calls)
         time.sleep(0.01)  # long enough for concurrent callers to pile up
-        response = requests.Response()
-        response.status_code = self.status
         body = self.body or {
             "token_type": "Bearer",
             "expires_in": self.expires_in,
             "access_token": f"token-{number}",
         }
-        response._content = _dumps(body)
-        return response
+        return Answer(self.status, "", {}, _dumps(body), url, dt.timedelta(0))
 
 
 def _dumps(body: Any) -> bytes:
@@ -52,14 +51,11 @@ def authenticator(endpoint: FakeTokenEndpoint) -> OkkiAuthenticator:
         endpoint,  # type: ignore[arg-type]
         Pacer(1000),
         RetryPolicy(max_attempts=2, base_delay=0.0),
-        timeout=5,
     )
 
 
-def request_with(token: str) -> requests.PreparedRequest:
-    request = requests.Request("GET", "https://okki.example/v1/company/list").prepare()
-    request.headers["Authorization"] = f"Bearer {token}"
-    return request
+def request_with(token: str) -> Call:
+    return Call("https://okki.example/v1/company/list", {"Authorization": f"Bearer {token}"})
 
 
 def test_the_token_is_fetched_once_with_a_json_client_credentials_body() -> None:

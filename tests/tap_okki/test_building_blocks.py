@@ -390,9 +390,9 @@ def test_proxies_from_the_environment_apply_to_okki_calls(
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", "internal.example")
 
-    def proxies(base_url: str) -> dict[str, str]:
+    def proxy(base_url: str) -> str | None:
         config = {**PLACEHOLDER, "base_url": base_url, "allow_insecure_http": True}
-        return TapOkki(config=config).connection.session.proxies
+        return TapOkki(config=config).connection.transport.environment.proxy
 
-    assert proxies("http://okki.example:8080") == {"http": "http://proxy.example:3128"}
-    assert proxies("http://internal.example") == {}
+    assert proxy("http://okki.example:8080") == "http://proxy.example:3128"
+    assert proxy("http://internal.example") is None

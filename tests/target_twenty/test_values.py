@@ -53,6 +53,9 @@ def test_numbers_accept_decimals_and_numeric_text_and_refuse_other_text() -> Non
         convert(number, "many", "c.employees")
     with pytest.raises(BadValue):
         convert(number, True, "c.employees")
+    for not_finite in (Decimal("NaN"), float("inf"), Decimal("-Infinity")):  # not JSON
+        with pytest.raises(BadValue, match=r"c\.employees expects a finite number"):
+            convert(number, not_finite, "c.employees")
 
 
 def test_amount_micros_are_integers_without_float_noise() -> None:

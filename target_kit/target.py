@@ -15,6 +15,7 @@ What it changes in the SDK's behaviour (see ../shared/singer-notes.md §1b):
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 from decimal import Decimal
@@ -118,6 +119,7 @@ class PipelinedTarget(Target):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_parallelism = 1
+        self.logger.addFilter(self._drain_notice_at_debug)
         install_redaction(self.secrets())
         self._stdout_lock = threading.Lock()
         self._finished = False
@@ -129,6 +131,14 @@ class PipelinedTarget(Target):
         self.report = RunReport(
             self.logger, Path(report_path) if report_path else None, self.ceiling_per_minute
         )
+
+    def _drain_notice_at_debug(self, record: logging.LogRecord) -> bool:
+        """The SDK's "Target sink for 'x' is full… Draining" comes before every batch (60
+        records for Twenty): shown at debug level only, like the batch itself."""
+        if record.levelno == logging.INFO and str(record.msg).startswith("Target sink for "):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return self.logger.isEnabledFor(logging.DEBUG)
+        return True
 
     def checked_base_url(self, default: str) -> str:
         """The `base_url` setting (or `default`), refused if plain http to a remote host."""

@@ -49,6 +49,9 @@ def test_ten_thousand_records_load_with_right_values_and_links_and_a_rerun_creat
     assert len(first.states) == len([line for line in lines if '"STATE"' in line])
     assert first.states[-1] == {"line": len(lines) - 1}
     assert all(r["batch_size"] <= 60 for r in target.twenty.requests() if r["batch_size"])
+    # No log line per 60-record batch at the default level: progress lines say how it goes.
+    assert "is full" not in first.stderr and "batch_processing_time" not in first.stderr
+    assert "records/min" in first.stderr
     created = target.twenty.stats()
 
     second = target.run(lines)

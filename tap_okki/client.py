@@ -12,8 +12,6 @@ success or failure even on HTTP 200 (okki.md §3–4).
 from __future__ import annotations
 
 import datetime as dt
-import decimal
-import json
 import logging
 import threading
 import typing as t
@@ -35,6 +33,7 @@ from tap_okki.retry import TRANSPORT_ERRORS, RetryPolicy
 from tap_okki.times import format_okki_time, parse_okki_time
 from tap_okki.windows import Page, Window, WindowReader
 from target_kit.http import is_certificate_error, retry_after_seconds
+from target_kit.serialize import parse_json
 from target_kit.transport import Answer, Transport
 
 if t.TYPE_CHECKING:
@@ -404,7 +403,7 @@ def _envelope(response: Answer) -> dict | None:
     if cached is not ...:
         return cached
     try:
-        body = json.loads(response.content, parse_float=decimal.Decimal)
+        body = parse_json(response.content)
     except ValueError:
         body = None
     body = body if isinstance(body, dict) else None

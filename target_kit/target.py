@@ -18,11 +18,9 @@ import json
 import logging
 import sys
 import threading
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.exceptions import InvalidInputLine
@@ -33,6 +31,7 @@ from target_kit.http import check_base_url
 from target_kit.pipeline import Checkpointer, Dispatcher
 from target_kit.report import RunReport
 from target_kit.secrets import install_redaction
+from target_kit.serialize import parse_json
 
 COMMON_SETTINGS = th.PropertiesList(
     th.Property(
@@ -85,11 +84,6 @@ class TooManyFailedRecords(RuntimeError):
 class NumberingReader(SingerReader):
     """The SDK's reader; a line that is not JSON stops the run naming its line number."""
 
-    # The SDK's parsing (numbers with a fraction as Decimal) at msgspec's speed; what msgspec
-    # refuses but Python's json accepts (NaN, lone surrogates) goes to json as in the SDK.
-    fast = msgspec.json.Decoder(float_hook=Decimal)
-    decoder = json.JSONDecoder(parse_float=Decimal)
-
     def __init__(self) -> None:
         super().__init__()
         self.lines = 0
@@ -97,11 +91,7 @@ class NumberingReader(SingerReader):
     def deserialize_json(self, line: str) -> dict:
         self.lines += 1
         try:
-            return self.fast.decode(line)
-        except msgspec.DecodeError:
-            pass
-        try:
-            return self.decoder.decode(line)
+            return parse_json(line)
         except json.JSONDecodeError as exc:
             raise InvalidInputLine(
                 f"Unable to parse line {self.lines} of the input as JSON ({exc}): {line.rstrip()}"

@@ -262,7 +262,7 @@ def twenty_run(sandbox: RunningSandbox, records: int, workdir: Path) -> ProcessR
     check(run, "target-twenty", workdir / "stderr.log")
     stored = sandbox.twenty.stats()["companies"]["created"]
     assert stored == records, f"{stored} companies in Twenty for {records} records"
-    ran(command, f"{records:,} companies piped from a generator; limits lifted")
+    ran(command, f"{records:,} companies (generated into a file) on stdin; limits lifted")
     return run
 
 
@@ -288,7 +288,7 @@ def jiandaoyun_run(sandbox: RunningSandbox, records: int, workdir: Path) -> Proc
     check(run, "target-jiandaoyun", workdir / "stderr.log")
     stored = jdy.stats()["rows"][f"{app_id}/{entry_id}"]
     assert stored == records, f"{stored} rows in Jiandaoyun for {records} records"
-    ran(command, f"{records:,} rows piped from a generator; limits lifted")
+    ran(command, f"{records:,} rows (generated into a file) on stdin; limits lifted")
     return run
 
 

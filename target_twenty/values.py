@@ -13,6 +13,7 @@ trailing slash), an email is trimmed and lower-cased.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 import uuid
@@ -181,7 +182,12 @@ def _uuid(f: TwentyField, value: Any, path: str) -> str:
 
 
 def _json(f: TwentyField, value: Any, path: str) -> Any:
-    return jsonable(value)
+    value = jsonable(value)
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise BadValue(f"{path} holds NaN or an infinity, which JSON cannot carry") from None
+    return value
 
 
 SCALARS = {

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from target_twenty.client import encode_batch
 from target_twenty.ids import key_text, stable_id
 from target_twenty.metadata import TwentyField
 from target_twenty.values import BadValue, canonical_domain, canonical_email, convert, convert_sub
@@ -56,6 +57,22 @@ def test_numbers_accept_decimals_and_numeric_text_and_refuse_other_text() -> Non
     for not_finite in (Decimal("NaN"), float("inf"), Decimal("-Infinity")):  # not JSON
         with pytest.raises(BadValue, match=r"c\.employees expects a finite number"):
             convert(number, not_finite, "c.employees")
+
+
+def test_raw_json_values_refuse_nan_and_infinity() -> None:
+    extra = TwentyField("extra", "RAW_JSON")
+    assert convert(extra, {"score": Decimal("1.5"), "tags": ["a"]}, "c.extra") == {
+        "score": 1.5,
+        "tags": ["a"],
+    }
+    with pytest.raises(BadValue, match=r"c\.extra holds NaN or an infinity"):
+        convert(extra, {"score": float("nan")}, "c.extra")
+
+
+def test_batches_encode_as_json_whatever_text_the_records_hold() -> None:
+    records = [{"name": "小满 Acme", "note": "lone \ud800 surrogate"}, {"n": 1.5}]
+    assert json.loads(encode_batch(records)) == records  # the surrogate goes as an escape
+    assert encode_batch(records[1:]) == b'[{"n":1.5}]'
 
 
 def test_amount_micros_are_integers_without_float_noise() -> None:

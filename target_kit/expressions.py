@@ -50,6 +50,9 @@ class Expression:
         self.inputs = frozenset(
             n.id for n in names if n.id not in bound and n.id not in FUNCTIONS and n.id != "record"
         )
+        # What it reads through `record`: `record['x']` and `record.get('x')` name a property;
+        # any other use of `record` may read them all (`reads_all`).
+        self.record_keys, self.reads_all = _record_reads(self._parsed)
 
     def __call__(self, record: dict[str, Any]) -> Any:
         as_text = _dates_as_text(record)
@@ -67,3 +70,31 @@ class Expression:
 def _dates_as_text(record: dict[str, Any]) -> dict[str, Any]:
     """A copy of the record with dates and times back in the ISO 8601 text the tap sent."""
     return {k: v.isoformat() if isinstance(v, dt.date | dt.time) else v for k, v in record.items()}
+
+
+def _record_reads(tree: ast.AST) -> tuple[frozenset[str], bool]:
+    keys: set[str] = set()
+    uses = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "record"]
+    named: set[int] = set()  # ids of the `record` names used with a constant key
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and _is_record(node.value):
+            key = node.slice
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                keys.add(key.value)
+                named.add(id(node.value))
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and _is_record(node.func.value)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            keys.add(node.args[0].value)
+            named.add(id(node.func.value))
+    return frozenset(keys), any(id(n) not in named for n in uses)
+
+
+def _is_record(node: ast.AST) -> bool:
+    return isinstance(node, ast.Name) and node.id == "record"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +25,10 @@ class StreamTally:
     failed: int = 0
     first_at: float = 0.0
     last_at: float = 0.0
+    # Statuses beside the action ("conflict", "partial", "adopted"…), and schema problems in
+    # properties nothing writes, by property: counted, shown in the summary.
+    statuses: Counter[str] = field(default_factory=Counter)
+    ignored: Counter[str] = field(default_factory=Counter)
 
     @property
     def records(self) -> int:
@@ -61,25 +66,49 @@ class RunReport:
         action: Action,
         destination_id: str | None = None,
         reason: str | None = None,
+        status: Iterable[str] = (),
+        details: dict[str, Any] | None = None,
     ) -> None:
+        """One record's outcome. `status`: what else happened to it (e.g. "conflict": written
+        without a unique value another key holds); `details`: facts for the report line."""
         now = time.monotonic()
+        status = list(status)
         with self._lock:
             tally = self.tallies[stream]
             tally.first_at = tally.first_at or now
             tally.last_at = now
             setattr(tally, action, getattr(tally, action) + 1)
+            tally.statuses.update(status)
             if self.path is not None:
                 if self._file is None:
                     self._file = open_jsonl(self.path)
-                line = {"stream": stream, "key": key, "id": destination_id, "action": action}
+                line: dict[str, Any] = {
+                    "stream": stream,
+                    "key": key,
+                    "id": destination_id,
+                    "action": action,
+                }
+                if status:
+                    line["status"] = status
                 if reason:
                     line["reason"] = reason
+                if details:
+                    line.update(details)
                 self._file.write(dumps(line) + "\n")
             due = now - self._last_progress >= self.progress_every
             if due:
                 self._last_progress = now
         if due:
             self.progress()
+
+    def note_ignored(self, stream: str, prop: str) -> None:
+        """A record of `stream` broke its schema in `prop`, which nothing writes."""
+        with self._lock:
+            self.tallies[stream].ignored[prop] += 1
+
+    def count(self, stream: str, status: str) -> int:
+        with self._lock:
+            return self.tallies[stream].statuses[status] if stream in self.tallies else 0
 
     def _rate(self, records: int, seconds: float) -> str:
         per_minute = records / seconds * 60 if seconds > 0 else 0.0
@@ -108,10 +137,12 @@ class RunReport:
                 # Deletions and skips only when there were some: most runs have none.
                 rare = f"{t.deleted} deleted, " if t.deleted else ""
                 rare += f"{t.skipped} skipped, " if t.skipped else ""
+                rare += "".join(f"{n} {s}, " for s, n in sorted(t.statuses.items()))
                 lines.append(
                     f"Stream '{stream}': {t.records} records, {t.created} created, "
                     f"{t.updated} updated, {rare}{t.failed} failed, in {seconds:.1f}s, "
                     + self._rate(t.records, seconds)
+                    + _ignored(t.ignored)
                 )
             if self._file is not None:
                 self._file.close()
@@ -119,3 +150,10 @@ class RunReport:
         for line in lines:
             self.logger.info("%s", line)
         return lines
+
+
+def _ignored(counts: Counter[str]) -> str:
+    if not counts:
+        return ""
+    listed = ", ".join(f"{prop or '(record)'} {n}" for prop, n in sorted(counts.items()))
+    return f"; schema problems in properties not written (records loaded anyway): {listed}"

@@ -21,7 +21,7 @@ from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.helpers._typing import get_datelike_property_type
 from singer_sdk.sinks import BatchSink
 
-from target_kit.validation import compiled_validator
+from target_kit.validation import compiled_validator, violations
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
@@ -50,6 +50,7 @@ class PipelinedSink(BatchSink):
         # A stream whose schema changes gets a new sink; each keeps its own record positions.
         self.checkpoint_name = f"{self.stream_name}#{next(_sink_numbers)}"
         self._skips_logged: set[str] = set()
+        self._ignored_logged: set[str] = set()
 
     def get_batch_processing_timer(self) -> Any:
         # The SDK times `process_batch`, which here only hands the batch to the dispatcher: a
@@ -82,23 +83,69 @@ class PipelinedSink(BatchSink):
             return compiled_validator(self.schema)
         return super().get_validator()
 
+    def written_properties(self) -> frozenset[str] | None:
+        """The record properties this sink writes (or reads to decide what to write); None: all.
+
+        A schema violation in any other property is reported once and ignored: taps' records
+        are not always perfectly valid, and a field nobody writes must not cost the record.
+        """
+        return None
+
+    @functools.cached_property
+    def _checked_properties(self) -> frozenset[str] | None:
+        written = self.written_properties()
+        if written is None:
+            return None
+        return written | set(self.key_properties or ()) | {DELETED_AT}
+
     def _validate_and_parse(self, record: dict) -> dict:
-        try:
-            if self._validator is not None:
+        if self._validator is not None:
+            try:
                 self._validator.validate(record)
-        except InvalidRecord as exc:
-            self.reject(
-                record,
-                f"record does not match the stream's schema: {_schema_problem(exc)}",
-                "schema",
-            )
-            record["__rejected__"] = True
-            return record
+            except InvalidRecord as exc:
+                problem = self._written_problem(record, exc)
+                if problem is not None:
+                    self._reject_early(
+                        record, f"record does not match the stream's schema: {problem}"
+                    )
+                    return record
         self._parse_timestamps_in_record(record, self.schema, self.datetime_error_treatment)
         return record
 
+    def _written_problem(self, record: dict, exc: InvalidRecord) -> str | None:
+        """The first violation in a written property (None: all are in ignored ones)."""
+        checked = self._checked_properties
+        if checked is None:
+            return _schema_problem(exc)
+        found = violations(self._validator, record) or [("", _schema_problem(exc))]
+        for prop, message in found:
+            if prop == "" or prop in checked:
+                return message
+        for prop, message in dict(reversed(found)).items():  # each property once, its first
+            self._ignore_problem(prop, message)
+        return None
+
+    def _ignore_problem(self, prop: str, message: str) -> None:
+        """A problem in a property nothing writes: said once per property, counted always."""
+        self.target.report.note_ignored(self.stream_name, prop)
+        if prop not in self._ignored_logged:
+            self._ignored_logged.add(prop)
+            self.logger.warning(
+                "Stream '%s': property '%s' does not match the stream's schema (%s); it is not "
+                "written, so the records are loaded anyway (counted in the summary)",
+                self.stream_name,
+                prop,
+                message,
+            )
+
+    def _reject_early(self, record: dict, reason: str, code: str = "schema") -> None:
+        self.reject(record, reason, code)
+        record["__rejected__"] = True
+
     # The SDK's timestamp parsing looks up the type of every property of every record; the
-    # date-like properties of a stream's schema are found once instead.
+    # date-like properties of a stream's schema are found once instead. A value that is no
+    # date dead-letters its record when the property is written, else it stays text (the SDK
+    # would stop the run).
     @functools.cached_property
     def _properties(self) -> frozenset[str]:
         return frozenset(self.schema.get("properties") or {})
@@ -111,22 +158,47 @@ class PipelinedSink(BatchSink):
     def _parse_timestamps_in_record(
         self, record: dict, schema: dict, treatment: DatetimeErrorTreatmentEnum
     ) -> None:
-        if schema is not self.schema or not record.keys() <= self._properties:
-            # Another schema, or fields the schema lacks (the SDK warns about each): the SDK's way.
+        if schema is not self.schema:
             super()._parse_timestamps_in_record(record, schema, treatment)
             return
-        dates = {k: record[k] for k in self._datelike_properties if k in record}
-        if dates:
+        if not record.keys() <= self._properties:
+            # Fields the schema lacks: the SDK warns about each (and parses nothing of them).
+            extra = {k: v for k, v in record.items() if k not in self._properties}
+            super()._parse_timestamps_in_record(extra, schema, treatment)
+        dates = {k: record[k] for k in self._datelike_properties if record.get(k) is not None}
+        if not dates:
+            return
+        try:
             super()._parse_timestamps_in_record(dates, schema, treatment)
-            record.update(dates)
+        except (ValueError, TypeError):
+            dates = self._parse_one_by_one(record, dates, schema, treatment)
+        record.update(dates)
+
+    def _parse_one_by_one(
+        self, record: dict, dates: dict, schema: dict, treatment: DatetimeErrorTreatmentEnum
+    ) -> dict:
+        parsed = {}
+        for name, value in dates.items():
+            one = {name: value}
+            try:
+                super()._parse_timestamps_in_record(one, schema, treatment)
+            except (ValueError, TypeError) as exc:
+                checked = self._checked_properties
+                if checked is None or name in checked:
+                    self._reject_early(record, f"property '{name}': {exc}", "invalid-value")
+                    return {}
+                self._ignore_problem(name, str(exc))
+                continue
+            parsed[name] = one[name]
+        return parsed
 
     def _singer_validate_message(self, record: dict) -> None:
         if record.get("__rejected__"):
             return
         missing = [k for k in self.key_properties if record.get(k) in (None, "")]
         if missing:
-            self.reject(record, f"key properties {missing} are missing or empty", "missing-key")
-            record["__rejected__"] = True
+            reason = f"key properties {missing} are missing or empty"
+            self._reject_early(record, reason, "missing-key")
 
     def process_record(self, record: dict, context: dict) -> None:
         if record.pop("__rejected__", False):

@@ -36,3 +36,35 @@ def compiled_validator(schema: dict[str, Any]) -> BaseJSONSchemaValidator:
         return CompiledValidator(schema)
     except fastjsonschema.JsonSchemaException:
         return JSONSchemaValidator(schema)
+
+
+def violations(validator: BaseJSONSchemaValidator, record: dict) -> list[tuple[str, str]]:
+    """Every way `record` breaks its schema, as (top-level property, message) pairs.
+
+    The property is "" for a problem of the record as a whole. A missing required property is
+    that property's problem.
+    """
+    reference = getattr(validator, "reference", validator)
+    checker = getattr(reference, "validator", None)
+    if checker is None:  # a validator without jsonschema underneath: one problem, unplaced
+        try:
+            validator.validate(record)
+        except Exception as exc:  # whatever it raises is the verdict
+            return [("", str(getattr(exc, "error_message", exc)))]
+        return []
+    found = []
+    for error in checker.iter_errors(record):
+        path = list(error.absolute_path)
+        if path:
+            where = ".".join(str(p) for p in path)
+            found.append((str(path[0]), f"property '{where}': {error.message}"))
+        elif error.validator == "required":
+            missing = next(iter(_missing(error.validator_value, record)), "")
+            found.append((missing, error.message))
+        else:
+            found.append(("", error.message))
+    return found
+
+
+def _missing(required: Any, record: dict) -> list[str]:
+    return [name for name in required or () if name not in record]

@@ -66,6 +66,15 @@ class FieldMap:
         """The properties it reads."""
         return self.expression.inputs if self.expression else frozenset({self.source})
 
+    @cached_property
+    def reads(self) -> frozenset[str] | None:
+        """Every property it may read (None: it may read any, through `record`)."""
+        if self.expression is None:
+            return self.inputs
+        if self.expression.reads_all:
+            return None
+        return self.inputs | self.expression.record_keys
+
     def describe(self) -> str:
         return f"expression {self.source!r}" if self.expression else self.source
 
@@ -149,6 +158,17 @@ class StreamMapping:
                     f"stream_maps."
                 )
         return StreamMapping(self.stream, self.object, fields, self.references)
+
+    def written_properties(self) -> frozenset[str] | None:
+        """The properties the records' Twenty rows are made of (None: possibly all)."""
+        if self.fields is None:
+            return None
+        read: set[str] = {s for r in self.references for s in r.sources}
+        for fm in self.fields:
+            if fm.reads is None:
+                return None
+            read |= fm.reads
+        return frozenset(read)
 
     # Records ------------------------------------------------------------------------------
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:

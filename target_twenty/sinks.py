@@ -97,6 +97,9 @@ class TwentySink(PipelinedSink):
             or "no fields",
         )
 
+    def written_properties(self) -> frozenset[str] | None:
+        return self.mapping.written_properties()
+
     @property
     def max_size(self) -> int:
         # `batch_size_rows` may lower the batch, never raise it over what one call takes.

@@ -6,7 +6,12 @@
   the same window, emitted with `_sdc_deleted_at`.
 - `contacts`: the `customers[]` of each company/info record: no calls of its own. A contact
   that moves between companies during a run is emitted under each (the later one is newer).
-- `opportunities`: `/v1/opportunity/list` rows in the window.
+- `opportunities`: `/v1/opportunity/list` rows in the window; a row OKKI marks deleted
+  (`enable_flag` 0) is emitted with `_sdc_deleted_at` (what OKKI shows of deleted
+  opportunities, and what it does not: docs/api/okki.md §8).
+
+Every record is typed by its stream's schema (`OkkiStream.typed`): open fields pass through as
+OKKI sent them, and a value that cannot be converted is kept under `_okki_unconverted`.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class _Live:
 @dataclass(frozen=True)
 class _Removed:
     row: dict[str, t.Any]
+    window_end: dt.datetime  # it was deleted by then
 
 
 @dataclass(frozen=True)
@@ -74,8 +80,8 @@ class CompaniesStream(OkkiListStream):
                 for row in live.rows(part, first_page):
                     yield _Live(row)
                 for row in removed.rows(part):
-                    if row["company_id"] not in live.seen:  # restored since: the live row wins
-                        yield _Removed(row)
+                    if live.key_of(row) not in live.seen:  # restored since: the live row wins
+                        yield _Removed(row, part.end)
                 yield _Checkpoint(part.end)
 
         workers = int(self.config.get("detail_concurrency", 4))
@@ -87,7 +93,7 @@ class CompaniesStream(OkkiListStream):
                 self.save_bookmark(context, item.moment)
             elif isinstance(item, _Removed):
                 deleted += 1
-                yield self._deleted_record(item.row)
+                yield self._deleted_record(item)
             elif info is None:
                 gone += 1
             else:
@@ -95,13 +101,14 @@ class CompaniesStream(OkkiListStream):
                 yield self._merged_record(item.row, info)
         self.logger.info(
             "companies: %d emitted, %d deleted, %d gone before their details were read; "
-            "%d list pages, %d re-scans; details: %s",
+            "%d list pages, %d re-scans; details: %s%s",
             emitted,
             deleted,
             gone,
             live.pages + removed.pages,
             live.rescans + removed.rescans,
             self.summed_calls,
+            self.unconverted_summary(),
         )
         for child in self.child_streams:
             t.cast(ContactsStream, child).log_run_total()
@@ -118,13 +125,16 @@ class CompaniesStream(OkkiListStream):
 
     def _merged_record(self, row: dict[str, t.Any], info: dict[str, t.Any]) -> dict[str, t.Any]:
         merged = {**row, **info, "_sdc_deleted_at": None}
-        record = self.typed(merged)
+        record = self.typed(merged, COMPANY_INFO_PATH, row["company_id"])
         self._contacts = (record["company_id"], info.get("customers") or [])
         return record
 
-    def _deleted_record(self, row: dict[str, t.Any]) -> dict[str, t.Any]:
-        record = self.typed(row)
-        record["_sdc_deleted_at"] = record.get("update_time")  # deleting set update_time
+    def _deleted_record(self, removed: _Removed) -> dict[str, t.Any]:
+        record = self.typed(removed.row, self.path)
+        # Deleting set update_time; if OKKI sent it in a layout we cannot read, the deletion
+        # still happened inside the window.
+        deleted_at = record.get("update_time") or removed.window_end.isoformat()
+        record["_sdc_deleted_at"] = deleted_at
         return record
 
     # The SDK syncs a record's children before it writes the record itself. Targets that link
@@ -220,14 +230,20 @@ class ContactsStream(OkkiStream):
         if self._counter is not None:
             emitted = self._counter.value
             self._counter.__exit__(None, None, None)
-            self.logger.info("contacts: %d emitted from %d companies", emitted, self._companies)
+            self.logger.info(
+                "contacts: %d emitted from %d companies%s",
+                emitted,
+                self._companies,
+                self.unconverted_summary(),
+            )
             self._counter = None
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         assert context is not None
         companies = t.cast(CompaniesStream, self._tap.streams["companies"])
-        for person in companies.take_contacts(context["company_id"]):
-            yield self.typed({**person, "company_id": context["company_id"]})
+        company_id = context["company_id"]
+        for person in companies.take_contacts(company_id):
+            yield self.typed({**person, "company_id": company_id}, COMPANY_INFO_PATH, company_id)
 
 
 class OpportunitiesStream(OkkiListStream):
@@ -239,18 +255,25 @@ class OpportunitiesStream(OkkiListStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         window = self.run_window(context)
         reader = self.reader(context)
-        emitted = 0
+        emitted = deleted = 0
         for part, first_page in reader.parts(window):
             for row in reader.rows(part, first_page):
-                record = self.typed(row)
+                record = self.typed(row, self.path)
                 if not record.get("customer_id"):
                     record["customer_id"] = None  # OKKI's 0: no main contact
-                emitted += 1
+                if record.get("enable_flag") == 0:  # listed, but deleted (docs/api/okki.md §8)
+                    deleted += 1
+                    record["_sdc_deleted_at"] = record.get("update_time") or part.end.isoformat()
+                else:
+                    emitted += 1
+                    record["_sdc_deleted_at"] = None
                 yield record
             self.save_bookmark(context, part.end)
         self.logger.info(
-            "opportunities: %d emitted; %d list pages, %d re-scans",
+            "opportunities: %d emitted, %d deleted; %d list pages, %d re-scans%s",
             emitted,
+            deleted,
             reader.pages,
             reader.rescans,
+            self.unconverted_summary(),
         )

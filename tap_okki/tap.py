@@ -23,7 +23,7 @@ from target_kit.http import ConfigError, check_base_url
 from target_kit.transport import Transport
 
 DEFAULT_BASE_URL = "https://api-sandbox.xiaoman.cn"
-MAX_PAGE_SIZE = 100  # OKKI answers code 400 above it (okki.md §5.1)
+MAX_PAGE_SIZE = 100  # OKKI answers code 400 above it (docs/api/okki.md §5)
 
 
 class TapOkki(Tap):

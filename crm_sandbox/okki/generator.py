@@ -1,8 +1,14 @@
 """Seeded fake OKKI data: companies with contacts and custom fields, and their opportunities.
 
 The data is messy the way real CRM data is: Chinese and English names, homepages in mixed case
-or missing, contacts without an email or sharing one across companies, and companies that share
-an `update_time` second (bulk edits and automations make ties common).
+or missing, contacts without an email, and companies that share an `update_time` second (bulk
+edits and automations make ties common).
+
+Collisions are deliberate and measured (tests/sandbox/test_okki_contract.py): every company
+has a domain of its own, except that a share (SHARED_DOMAIN) reuses an earlier company's,
+written differently (letter case, scheme, `www.`, a path): subsidiaries, resellers, typos.
+Likewise every contact's address is its own, except shared mailboxes (`info@…` of a sourcing
+agent) and people listed under two companies, some in another letter case.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from crm_sandbox.okki.records import (
+    CATEGORIES,
     CONTACT_TYPES,
     CUSTOM_FIELD_GROUPS,
     ORIGINS,
+    PRODUCT_GROUPS,
     STAGES,
     TAGS,
     TRAIL_STATUSES,
@@ -30,6 +38,9 @@ from crm_sandbox.okki.records import (
 T = TypeVar("T")
 DAY = 86_400
 HISTORY_DAYS = 30  # generated update_times fall in the 30 days before the sandbox started
+SHARED_DOMAIN = 0.03  # companies whose homepage reuses an earlier company's domain
+SHARED_MAILBOX = 0.02  # contacts whose address is a shared mailbox (_SHARED_EMAILS)
+REPEATED_PERSON = 0.025  # contacts whose address an earlier contact (another company's) has
 
 
 @dataclass(frozen=True)
@@ -178,7 +189,17 @@ _POSTS = (
     "采购经理",
     "总经理",
 )
-_SHARED_EMAILS = ("info@globalsourcing.com", "purchasing@tradehub.net", "buyer@gmail.com")
+_SHARED_EMAILS = (
+    "info@globalsourcing.com",
+    "purchasing@tradehub.net",
+    "buyer@gmail.com",
+    "sourcing@asia-buyers.com",
+    "Info@GlobalSourcing.com",  # the same mailbox, typed by hand
+)
+_PATHS = ("en/", "about-us", "shop/index.html")
+_LANGUAGES = ("", "", "en", "zh", "de", "es")
+_CATEGORY_IDS = tuple(CATEGORIES)
+_PRODUCT_GROUP_IDS = tuple(PRODUCT_GROUPS)
 _INDUSTRIES = ("Retail", "Wholesale", "Manufacturing", "E-commerce", "Construction", "")
 _INCOTERMS = ("FOB", "CIF", "EXW", "DDP", "")
 _CERTIFICATIONS = ("CE", "RoHS", "ISO 9001", "FCC", "UL")
@@ -214,6 +235,8 @@ class Generator:
         self._customer_id = 7_000_000
         self._opportunity_id = 880_000
         self._serial = 0
+        self._domains: list[str] = []  # of companies with a homepage, for shared domains
+        self._emails: list[str] = []  # of contacts with an address, for repeated people
 
     def _pick(self, options: Sequence[T]) -> T:
         return options[int(self._random() * len(options))]
@@ -261,14 +284,22 @@ class Generator:
         if country.code == "CN" or draw() < 0.05:  # some Chinese-run companies abroad
             core = pick(_CN_CORES)
             name = f"{city}{core}{pick(_CN_TRADES)}{pick(_COUNTRIES[0].suffixes)}"
-            short_name, slug = core, f"{pick(('hq', 'rf', 'xd', 'hy'))}{num(1, 999)}"
+            short_name, slug = core, f"{pick(('hq', 'rf', 'xd', 'hy'))}{self._serial}"
             address = f"{pick(country.streets)}{num(1, 300)}号"
         else:
             core, trade = pick(_EN_CORES), pick(_EN_TRADES)
             name = " ".join(p for p in (core, trade, pick(country.suffixes)) if p)
             short_name = core if draw() < 0.6 else ""
-            slug = f"{core}{trade}".replace(" ", "")
+            # The serial makes the domain the company's own, whatever its name.
+            slug = f"{core}{trade}".replace(" ", "") + f"{self._serial:x}"
             address = f"{num(1, 300)} {pick(country.streets)}"
+        domain = f"{slug.lower()}{country.tld}"
+        if self._domains and draw() < SHARED_DOMAIN:
+            homepage = self._shared_homepage(pick(self._domains))
+        else:
+            homepage = self._homepage(slug, country.tld)
+            if homepage:
+                self._domains.append(domain)
         owners = self._some(_USER_IDS, (0, 1, 1, 1, 1, 1, 2))
         editors = owners or _USER_IDS
         return Company(
@@ -280,7 +311,7 @@ class Generator:
             province=province,
             city=city,
             address=address,
-            homepage=self._homepage(slug, country.tld),
+            homepage=homepage,
             tel=(country.phone, str(num(10**8, 10**10))) if draw() < 0.8 else ("", ""),
             fax="" if draw() < 0.9 else str(num(10**8, 10**9)),
             remark=pick(_REMARKS),
@@ -301,6 +332,9 @@ class Generator:
             order_time=0 if draw() < 0.4 else num(created, max(created, now)),
             next_follow_up_time=0 if draw() < 0.7 else now + num(DAY, 30 * DAY),
             custom=self._custom_values(),
+            categories=self._some(_CATEGORY_IDS, (0, 1, 1, 2)),
+            product_groups=self._some(_PRODUCT_GROUP_IDS, (0, 1)),
+            images=0 if draw() < 0.8 else num(1, 2),
             customers=[self.contact(slug, country, i == 0) for i in range(num(0, 4))],
         )
 
@@ -315,6 +349,17 @@ class Generator:
         if form == 3:
             return f"http://{slug.lower()}{tld}"
         return f"https://www.{slug.lower()}{tld}"
+
+    def _shared_homepage(self, domain: str) -> str:
+        """Another company's domain, written another way."""
+        kind = self._int(0, 3)
+        if kind == 0:
+            return f"https://{domain.capitalize()}"
+        if kind == 1:
+            return f"http://{domain}"
+        if kind == 2:
+            return f"www.{domain}"
+        return f"https://{domain}/{self._pick(_PATHS)}"
 
     def _custom_values(self) -> tuple[object, ...]:
         by_id = {
@@ -339,12 +384,17 @@ class Generator:
         roll = draw()
         if roll < 0.15:
             email = ""
-        elif roll < 0.22:
+        elif roll < 0.15 + SHARED_MAILBOX:
             email = pick(_SHARED_EMAILS)
+        elif roll < 0.15 + SHARED_MAILBOX + REPEATED_PERSON and self._emails:
+            email = pick(self._emails)
+            email = email.upper() if draw() < 0.3 else email  # typed again, in capitals
         elif roll < 0.3:  # typed by hand: mixed case
             email = f"{local.capitalize()}@{slug.capitalize()}{country.tld.upper()}"
         else:
             email = f"{local}@{slug.lower()}{country.tld}"
+        if email and email not in _SHARED_EMAILS:
+            self._emails.append(email)
         return Contact(
             customer_id=self._customer_id,
             name=name,
@@ -359,6 +409,7 @@ class Generator:
             contact=tuple(
                 (kind, f"{local}-{num(10, 99)}") for kind in self._some(CONTACT_TYPES, (0, 0, 1, 2))
             ),
+            language=pick(_LANGUAGES),
         )
 
     def opportunity(self, company: Company, created: int, updated: int) -> Opportunity:

@@ -1,6 +1,7 @@
 """The OKKI (Xiaoman) Open API emulator: token, company list/info, opportunity list.
 
-Implements the "Contract" of shared/api/okki.md. Decisions where the contract is silent:
+Implements OKKI as docs/api/okki.md describes it (the project's contract with the vendor's
+facts). Decisions where the documents are silent:
 
 - Token endpoint: a body that is not a JSON object, or lacks a field → 400 `invalid_request`;
   a `grant_type` other than `client_credentials` → 400 `unsupported_grant_type`; a scope that is
@@ -16,6 +17,10 @@ Implements the "Contract" of shared/api/okki.md. Decisions where the contract is
   Ties in `update_time` are ordered by the higher id first.
 - Business-error envelopes carry `"data": {}`.
 - Deleting a company leaves its opportunities in place. Companies created later have none.
+- Deleting an opportunity (upstream: `POST /v1/opportunity/remove`): the opportunity list has no
+  `removed` filter, so by default the row is simply gone (knob `opportunity_deletes` "hidden");
+  with "listed" it stays in the list with `enable_flag` 0 and its update_time moved to the
+  deletion (docs/api/okki.md §8 says which upstream behaviour each stands for).
 - Injected 5xx answers look like a gateway's: HTTP 502 with an HTML body.
 
 Time scaling (`knobs.time_scale`, read at call time): the 1-second rate window, `Retry-After`
@@ -37,11 +42,17 @@ when its value last changed, then sets itself to null):
 - `force_error`, e.g. `{"path": "/v1/company/list", "code": -1, "message": "系统错误", "times": 1}`:
   answer the next `times` calls to `path` with HTTP 200 and that envelope.
 - `clients`: extra client_id → client_secret pairs beside the demo client.
+- `shape_variety` (0..1, default 0; `crm-sandbox serve --okki-shape-variety`): the share of open
+  fields served in another shape than the documented one, and a tenth of it the share of
+  records with one value no client can convert (`shapes.py`). `/_sandbox/records` shows the
+  records as they are served.
+- `opportunity_deletes`: "hidden" (default) or "listed", see above.
 
 Control routes (POST, JSON): `/_sandbox/companies/update` and `/_sandbox/companies/delete` take
 `{"count": N}` or `{"company_ids": [...]}`, `/_sandbox/companies/create` `{"count": N}`,
-`/_sandbox/opportunities/update` `{"count": N}` or `{"opportunity_ids": [...]}`; each sets the
-records' update_time to now and answers the ids. `/_sandbox/tokens/revoke` revokes every token.
+`/_sandbox/opportunities/update` and `/_sandbox/opportunities/delete` `{"count": N}` or
+`{"opportunity_ids": [...]}`; each sets the records' update_time to now and answers the ids.
+`/_sandbox/tokens/revoke` revokes every token.
 """
 
 from __future__ import annotations
@@ -60,10 +71,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from crm_sandbox.okki import shapes
 from crm_sandbox.okki.auth import KNOWN_SCOPES, TokenRegistry
 from crm_sandbox.okki.generator import Generator
 from crm_sandbox.okki.records import (
     Company,
+    Opportunity,
     company_info,
     company_row,
     format_time,
@@ -88,7 +101,10 @@ DEFAULT_EXTRA: dict[str, Any] = {
     "success_code": 200,
     "force_error": None,
     "clients": {},
+    "shape_variety": 0,
+    "opportunity_deletes": "hidden",
 }
+OPPORTUNITY_DELETES = ("hidden", "listed")
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 _ANY_POSITIVE = range(1, 2**63)
@@ -187,6 +203,7 @@ class OkkiSandbox(Sandbox):
             "companies/delete": self._delete_companies,
             "companies/create": self._create_companies,
             "opportunities/update": self._update_opportunities,
+            "opportunities/delete": self._delete_opportunities,
             "tokens/revoke": lambda body: {"revoked": self.tokens.revoke_all()},
         }
         return [Route(f"{p}/{path}", _control(fn), methods=["POST"]) for path, fn in routes.items()]
@@ -318,7 +335,7 @@ class OkkiSandbox(Sandbox):
         total, page = self.store.list_companies(query, offset, count)
         if not query.removed:
             self._last_listed = (query, offset + len(page))
-        return {"list": [company_row(c) for c in page], "totalItem": total, "count": len(page)}
+        return {"list": [self._row(c) for c in page], "totalItem": total, "count": len(page)}
 
     def _company_info(self, params: QueryParams) -> dict[str, Any]:
         if not params.get("company_id"):
@@ -326,13 +343,31 @@ class OkkiSandbox(Sandbox):
         company = self.store.companies.get(_int_param(params, "company_id", 0, _ANY_POSITIVE))
         if company is None:
             raise ApiError(404, "Not Found Resource")
-        return company_info(company)
+        return self._info(company)
 
     def _opportunity_list(self, params: QueryParams) -> dict[str, Any]:
         offset, count = _paging(params)
         start, end = _time_param(params, "start_time"), _time_param(params, "end_time")
         total, page = self.store.list_opportunities(start, end, offset, count)
-        return {"list": [opportunity_row(o) for o in page], "totalItem": total, "count": len(page)}
+        rows = [self._opportunity(o) for o in page]
+        return {"list": rows, "totalItem": total, "count": len(page)}
+
+    # Rendering, in the shapes the knob `shape_variety` asks for -------------------------------
+
+    def _variety(self) -> float:
+        return float(self.knobs.extra.get("shape_variety") or 0)
+
+    def _row(self, company: Company) -> dict[str, Any]:
+        row, variety = company_row(company), self._variety()
+        return shapes.company_row(row, variety) if variety else row
+
+    def _info(self, company: Company) -> dict[str, Any]:
+        info, variety = company_info(company), self._variety()
+        return shapes.company_info(info, variety) if variety else info
+
+    def _opportunity(self, opportunity: Opportunity) -> dict[str, Any]:
+        row, variety = opportunity_row(opportunity), self._variety()
+        return shapes.opportunity_row(row, variety) if variety else row
 
     # Changes: control routes and the churn knob ------------------------------------------------
 
@@ -359,16 +394,28 @@ class OkkiSandbox(Sandbox):
         return {"company_ids": [c.company_id for c in created]}
 
     def _update_opportunities(self, body: dict[str, Any]) -> dict[str, Any]:
-        table = self.store.opportunities
-        if "opportunity_ids" in body:
-            ids = _known_ids(body["opportunity_ids"], table, "opportunity")
-        else:
-            ids = self.generator.rng.sample(list(table), min(_count(body), len(table)))
+        ids = self._chosen_opportunities(body)
         now = now_epoch()
         for opportunity_id in ids:
-            self.generator.edit_opportunity(table[opportunity_id])
-            self.store.touch_opportunity(table[opportunity_id], now)
+            opportunity = self.store.opportunities[opportunity_id]
+            self.generator.edit_opportunity(opportunity)
+            self.store.touch_opportunity(opportunity, now)
         return {"opportunity_ids": ids}
+
+    def _delete_opportunities(self, body: dict[str, Any]) -> dict[str, Any]:
+        listed = self.knobs.extra.get("opportunity_deletes") == "listed"
+        ids = self._chosen_opportunities(body)
+        now = now_epoch()
+        for opportunity_id in ids:
+            self.store.remove_opportunity(self.store.opportunities[opportunity_id], now, listed)
+        return {"opportunity_ids": ids}
+
+    def _chosen_opportunities(self, body: dict[str, Any]) -> list[int]:
+        """The live opportunities named by `opportunity_ids`, or `count` random ones."""
+        live = {i: o for i, o in self.store.opportunities.items() if not o.deleted}
+        if "opportunity_ids" in body:
+            return _known_ids(body["opportunity_ids"], live, "live opportunity")
+        return self.generator.rng.sample(list(live), min(_count(body), len(live)))
 
     def _chosen_companies(self, body: dict[str, Any]) -> list[Company]:
         """The companies named by `company_ids`, or `count` random live ones."""
@@ -406,12 +453,16 @@ class OkkiSandbox(Sandbox):
     # Inspection ---------------------------------------------------------------------------------
 
     def records(self) -> dict[str, Any]:
-        """Live companies as company/info records, deleted ones as list rows; newest first."""
+        """Live companies as company/info records, deleted ones as list rows, opportunities as
+        listed (deleted ones the list no longer shows apart); newest first, as served."""
         with _gc_paused():
             return {
-                "companies": [company_info(c) for c in self.store.live_companies()],
-                "removed": [company_row(c) for c in self.store.removed_companies()],
-                "opportunities": [opportunity_row(o) for o in self.store.all_opportunities()],
+                "companies": [self._info(c) for c in self.store.live_companies()],
+                "removed": [self._row(c) for c in self.store.removed_companies()],
+                "opportunities": [self._opportunity(o) for o in self.store.all_opportunities()],
+                "removed_opportunities": [
+                    opportunity_row(o) for o in self.store.removed_opportunities.values()
+                ],
             }
 
     def stats(self) -> dict[str, Any]:

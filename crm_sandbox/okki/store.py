@@ -64,7 +64,8 @@ class Store:
     def __init__(self, companies: list[Company], opportunities: list[Opportunity]) -> None:
         self.companies = {c.company_id: c for c in companies}
         self.removed: dict[int, Company] = {}
-        self.opportunities = {o.opportunity_id: o for o in opportunities}
+        self.opportunities = {o.opportunity_id: o for o in opportunities}  # as listed
+        self.removed_opportunities: dict[int, Opportunity] = {}  # deleted, no longer listed
         self._live_index = TimeIndex((c.update_time, c.company_id) for c in companies)
         self._removed_index = TimeIndex()
         self._opportunity_index = TimeIndex(
@@ -141,6 +142,18 @@ class Store:
         self._opportunity_index.remove(opportunity.update_time, opportunity.opportunity_id)
         opportunity.update_time = now
         self._opportunity_index.add(now, opportunity.opportunity_id)
+
+    def remove_opportunity(self, opportunity: Opportunity, now: int, listed: bool) -> None:
+        """Delete an opportunity: still listed, flagged (`listed`), or gone from the list."""
+        if listed:
+            opportunity.deleted = True
+            self.touch_opportunity(opportunity, now)
+            return
+        self._opportunity_index.remove(opportunity.update_time, opportunity.opportunity_id)
+        del self.opportunities[opportunity.opportunity_id]
+        opportunity.deleted = True
+        opportunity.update_time = now
+        self.removed_opportunities[opportunity.opportunity_id] = opportunity
 
 
 def _matches(company: Company, query: CompanyQuery) -> bool:

@@ -1,6 +1,7 @@
-"""The OKKI emulator against the "Contract" of shared/api/okki.md: one test per numbered rule,
-then its knobs, control routes and data generator. Everything goes over real HTTP to a
-`crm-sandbox serve` process of this module's own (fixed seed, fixed OKKI port)."""
+"""The OKKI emulator against docs/api/okki.md (the project's contract, sections numbered alike):
+one test per numbered rule, then its knobs, control routes and data generator. Everything goes
+over real HTTP to a `crm-sandbox serve` process of this module's own (fixed seed, fixed OKKI
+port)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ OPPORTUNITY_FIELDS = {
     "create_time": str,
     "update_time": str,
     "remark": str,
+    "enable_flag": int,  # on every row of the vendor's example (docs/api/okki.md §8)
 }
 DEFAULT_EXTRA = {
     "rate_per_second": 10,
@@ -63,6 +65,8 @@ DEFAULT_EXTRA = {
     "success_code": 200,
     "force_error": None,
     "clients": {},
+    "shape_variety": 0,
+    "opportunity_deletes": "hidden",
 }
 
 
@@ -529,7 +533,8 @@ def test_6_3_contacts_are_in_customers_with_the_documented_fields(api: Api, cont
     for person in customers:
         assert set(person) == {
             "customer_id", "company_id", "name", "email", "tel_list", "post", "post_grade",
-            "gender", "birth", "remark", "main_customer_flag", "contact",
+            "gender", "birth", "remark", "main_customer_flag", "contact", "image_list",
+            "external_field_data",
         }  # fmt: skip
         assert person["company_id"] == company["company_id"]
         assert all(len(tel) == 2 for tel in person["tel_list"])
@@ -555,6 +560,28 @@ def test_6_5_company_info_has_the_documented_example_shape(api: Api, control: Sa
     for company in control.records()["companies"][:20]:
         info = api.data(INFO, company_id=company["company_id"])
         assert {k: type(info[k]) for k in example} == {k: type(v) for k, v in example.items()}
+
+
+def test_6_6_company_info_carries_the_vendors_further_fields(api: Api, control: SandboxClient):
+    """Beyond the contract's example: fields the vendor documents, in the vendor's shapes."""
+    infos = _infos(api, control)[:60]
+    for info in infos:
+        assert isinstance(info["tel_area_code"], str) and isinstance(info["pool_id"], int)
+        assert info["client_tag_list"] == info["tag"]
+        assert all(isinstance(i, int) for i in info["category_ids"] + info["product_group_ids"])
+        assert all(
+            set(image) == {"file_path", "file_preview_url", "file_name", "file_size"}
+            for image in info["image_list"]
+        )
+        assert info["archive_time"] == info["create_time"]
+        assert TIME.fullmatch(info["recent_follow_up_time"])
+        for person in info["customers"]:
+            assert person["image_list"] == []
+            assert [set(f) for f in person["external_field_data"]] == [
+                {"id", "name", "field_type", "value"}
+            ]
+    assert {i["pool_id"] for i in infos} == {0, 1}  # 1: the public pool, for ownerless ones
+    assert any(i["image_list"] for i in infos) and any(i["category_ids"] for i in infos)
 
 
 # 7. opportunity/list --------------------------------------------------------------------------
@@ -606,6 +633,7 @@ def test_7_4_opportunity_rows_match_the_documented_example(api: Api):
         "stage": 3, "stage_name": "Negotiation", "stage_type": 1, "account_date": "2025-12-31",
         "user_id": "55280038", "create_time": "2025-10-01 09:00:00",
         "update_time": "2025-11-06 10:12:00", "remark": "",
+        "enable_flag": 1,  # not in the contract's example; on every row of the vendor's
     }  # fmt: skip
     data = api.data(OPPORTUNITIES, count=3)
     assert set(data) >= {"list", "totalItem"}
@@ -636,6 +664,127 @@ def test_8_2_company_info_for_a_deleted_company_answers_404(api: Api, control: S
     company_id = control.post("companies/delete", {"count": 1})["company_ids"][0]
     body = api.envelope(INFO, company_id=company_id)
     assert (body["code"], body["message"]) == (404, "Not Found Resource")
+
+
+@pytest.mark.parametrize("mode", ["hidden", "listed"])
+def test_8_3_a_deleted_opportunity_leaves_the_list_or_stays_with_enable_flag_0(
+    api: Api, control: SandboxClient, mode: str
+):
+    control.knobs(extra={"opportunity_deletes": mode})
+    before = control.records()["opportunities"]
+    deleted = control.post("opportunities/delete", {"count": 2})["opportunity_ids"]
+    listed = {o["opportunity_id"]: o for o in api.data(OPPORTUNITIES, count=100)["list"]}
+    listed.update(
+        {o["opportunity_id"]: o for o in api.data(OPPORTUNITIES, count=100, start_index=2)["list"]}
+    )
+    if mode == "hidden":  # no `removed` filter upstream: the row is gone
+        assert not set(deleted) & set(listed)
+        assert api.data(OPPORTUNITIES, count=1)["totalItem"] == len(before) - 2
+        removed = control.records()["removed_opportunities"]
+        assert {o["opportunity_id"] for o in removed} == set(deleted)
+    else:  # still listed, flagged, moved to the deletion time
+        newest = api.data(OPPORTUNITIES, count=2)["list"]
+        assert {o["opportunity_id"] for o in newest} == set(deleted)
+        assert all(o["enable_flag"] == 0 and o["update_time"] > _newest(before) for o in newest)
+    again = requests.post(
+        f"{control.base_url}/_sandbox/opportunities/delete",
+        json={"opportunity_ids": deleted[:1]},
+        timeout=10,
+    )
+    assert again.status_code == 400  # a deleted opportunity cannot be deleted again
+
+
+# 10. Open shapes (knob shape_variety) -----------------------------------------------------------
+OPEN_COMPANY_FIELDS = (
+    "tel", "trail_status", "origin_list", "tag", "client_tag_list", "category_ids",
+    "product_group_ids", "image_list", "company",
+)  # fmt: skip
+OPEN_CONTACT_FIELDS = ("tel_list", "contact", "external_field_data")
+
+
+def _shape(value: Any) -> str:
+    """A value's shape: its JSON type, and for lists the type of its first item."""
+    if isinstance(value, list) and value:
+        return f"list of {_shape(value[0])}"
+    return type(value).__name__
+
+
+def _infos(api: Api, control: SandboxClient) -> list[dict[str, Any]]:
+    return [api.data(INFO, company_id=c["company_id"]) for c in control.records()["companies"]]
+
+
+def test_10_without_the_knob_open_fields_come_in_one_documented_shape(
+    api: Api, control: SandboxClient
+):
+    infos = _infos(api, control)[:100]
+    for name in OPEN_COMPANY_FIELDS:
+        shapes = {_shape(info[name]) for info in infos} - {"list"}  # empty lists aside
+        assert len(shapes) == 1, (name, shapes)
+    assert {_shape(i["tag"]) for i in infos} >= {"list of dict"}
+    assert {_shape(i["category_ids"]) for i in infos} >= {"list of int"}
+    assert {_shape(i["image_list"]) for i in infos} >= {"list of dict"}
+    assert all(isinstance(i["company_id"], int) for i in infos)
+
+
+def test_10_shape_variety_serves_every_open_field_in_several_shapes_and_ids_as_text(
+    api: Api, control: SandboxClient
+):
+    control.knobs(extra={"shape_variety": 0.6})  # the documented shape stays among them
+    infos = _infos(api, control)
+    for name in OPEN_COMPANY_FIELDS:
+        assert len({_shape(info[name]) for info in infos}) >= 2, name
+    people = [p for info in infos for p in info["customers"]]
+    for name in OPEN_CONTACT_FIELDS:
+        assert len({_shape(p[name]) for p in people}) >= 2, name
+    tags = {_shape(i["tag"]) for i in infos}
+    assert {"list of int", "list of str", "str"} <= tags  # ids, ids as text or names, joined
+    rows = api.data(LIST, count=100)["list"]
+    assert {type(r["company_id"]) for r in rows} == {int, str}
+    assert {type(i["user_id"]) for i in infos} >= {list, str}
+    opportunities = api.data(OPPORTUNITIES, count=100)["list"]
+    assert {type(o["user_id"]) for o in opportunities} >= {int, list, str}
+    assert {type(o["amount"]) for o in opportunities} >= {float, str}
+
+
+def test_10_shape_variety_is_stable_for_a_record_until_it_changes(api: Api, control: SandboxClient):
+    control.knobs(extra={"shape_variety": 0.5})
+    row = api.data(LIST, count=1)["list"][0]
+    first = api.data(INFO, company_id=row["company_id"])
+    assert api.data(INFO, company_id=row["company_id"]) == first
+    assert type(first["company_id"]) is type(row["company_id"])  # list and detail agree
+    control.post("companies/update", {"company_ids": [int(row["company_id"])]})
+    changed = [
+        api.data(INFO, company_id=c["company_id"]) for c in control.records()["companies"][:1]
+    ]
+    assert changed[0]["update_time"] > first["update_time"]
+
+
+def test_10_shape_variety_makes_a_tenth_of_its_share_unconvertible(
+    api: Api, control: SandboxClient
+):
+    control.knobs(extra={"shape_variety": 1.0})
+    infos = _infos(api, control)
+
+    def unconvertible(info: dict[str, Any]) -> bool:
+        return (
+            not isinstance(info["star"], int)
+            or isinstance(info["remark"], dict)
+            or isinstance(info["fax"], list)
+            or isinstance(info["intention_level"], str)
+            or not TIME.fullmatch(info["order_time"])
+            or any(p["birth"] and not DATE.fullmatch(p["birth"]) for p in info["customers"])
+        )
+
+    share = sum(map(unconvertible, infos)) / len(infos)
+    assert 0.04 < share < 0.18
+
+
+def test_10_shape_variety_can_be_set_when_the_sandbox_starts():
+    running = start_sandbox("--companies", "5", "--okki-shape-variety", "0.25")
+    try:
+        assert running.okki.knobs()["extra"]["shape_variety"] == 0.25
+    finally:
+        running.stop()
 
 
 # Knobs ----------------------------------------------------------------------------------------
@@ -712,7 +861,7 @@ def test_records_and_stats_report_what_is_stored_and_served(api: Api, control: S
     api.get(LIST, count=1, start_time="bad")
     control.post("companies/delete", {"count": 1})
     records = control.records()
-    assert set(records) == {"companies", "removed", "opportunities"}
+    assert set(records) == {"companies", "removed", "opportunities", "removed_opportunities"}
     assert (len(records["companies"]), len(records["removed"])) == (COMPANIES - 1, 1)
     assert "customers" in records["companies"][0]
     stats = control.stats()
@@ -775,3 +924,54 @@ def test_generating_1000_companies_is_fast():
     started = time.perf_counter()
     start_sandbox("--companies", "1000").stop()
     assert time.perf_counter() - started < 5.0
+
+
+def _domain(homepage: str) -> str | None:
+    """What makes two homepages one site: host without `www.`, any case, scheme or path."""
+    text = homepage.strip().lower()
+    if not text:
+        return None
+    host = text.split("://", 1)[-1].split("/", 1)[0]
+    return host.removeprefix("www.") or None
+
+
+def test_generated_companies_share_homepage_domains_in_a_measured_share(control: SandboxClient):
+    companies = control.records()["companies"]
+    by_domain: dict[str, list[str]] = {}
+    for company in companies:
+        if domain := _domain(company["homepage"]):
+            by_domain.setdefault(domain, []).append(company["homepage"])
+    shared = [pages for pages in by_domain.values() if len(pages) > 1]
+    share = sum(map(len, shared)) / len(companies)
+    assert 0.03 <= share <= 0.12, share
+    # Written differently: in letter case, scheme, `www.` or a path.
+    pairs = [(a, b) for pages in shared for a in pages for b in pages if a < b]
+    differences = {
+        "case": any(a != b and any(ch.isupper() for ch in a + b) for a, b in pairs),
+        "scheme": any(("http://" in a) != ("http://" in b) for a, b in pairs),
+        "www": any(("www." in a) != ("www." in b) for a, b in pairs),
+        "path": any(a.rstrip("/").count("/") != b.rstrip("/").count("/") for a, b in pairs),
+    }
+    assert all(differences.values()), differences
+
+
+def test_generated_contacts_share_emails_in_a_measured_share(control: SandboxClient):
+    companies = control.records()["companies"]
+    people = [(c["company_id"], p) for c in companies for p in c["customers"]]
+    holders: dict[str, set[str]] = {}
+    for _, person in people:
+        if person["email"]:
+            holders.setdefault(person["email"].lower(), set()).add(person["email"])
+    shared = [p for _, p in people if p["email"] and _count(people, p["email"]) > 1]
+    share = len(shared) / len(people)
+    assert 0.05 <= share <= 0.15, share
+    assert any(len(spellings) > 1 for spellings in holders.values())  # only the case differs
+    across = {
+        e.lower(): {c for c, p in people if p["email"].lower() == e.lower()}
+        for e in (p["email"] for p in shared)
+    }
+    assert any(len(companies_) > 1 for companies_ in across.values())
+
+
+def _count(people: list[tuple[int, dict[str, Any]]], email: str) -> int:
+    return sum(1 for _, p in people if p["email"].lower() == email.lower())

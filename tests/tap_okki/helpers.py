@@ -156,6 +156,8 @@ def restore_defaults(sandbox: RunningSandbox) -> None:
             "churn": None,
             "success_code": 200,
             "force_error": None,
+            "shape_variety": 0,
+            "opportunity_deletes": "hidden",
         },
     )
     sandbox.okki.reset()

@@ -366,18 +366,25 @@ class OkkiListStream(OkkiStream):
     extra_list_params: t.ClassVar[dict[str, t.Any]] = {}
 
     # The window and the bookmark ----------------------------------------------------------------
+    def lookback(self) -> dt.timedelta:
+        """How far before the bookmark a run starts reading again."""
+        return dt.timedelta(minutes=self.config.get("lookback_minutes", 10))
+
+    def bookmark(self, context: Context | None) -> dt.datetime | None:
+        """The end of the last window read completely; None before the first run."""
+        state = self.get_context_state(context)
+        value = state.get("replication_key_value")
+        if not value or state.get("replication_key") != self.replication_key:
+            return None
+        return dt.datetime.fromisoformat(value).astimezone(self.connection.tz)
+
     def run_window(self, context: Context | None) -> Window:
         """[bookmark − look-back, run start], or [start_date, run start] on the first run."""
-        tz = self.connection.tz
-        state = self.get_context_state(context)
-        bookmark = state.get("replication_key_value")
-        if state.get("replication_key") != self.replication_key:
-            bookmark = None
+        bookmark = self.bookmark(context)
         start_date = self._tap.start_date  # type: ignore[attr-defined]
         start = None
         if bookmark:
-            lookback = dt.timedelta(minutes=self.config.get("lookback_minutes", 10))
-            start = dt.datetime.fromisoformat(bookmark).astimezone(tz) - lookback
+            start = bookmark - self.lookback()
         if start_date and (start is None or start < start_date):
             start = start_date
         end = self.connection.run_end(self._ask_server_time)
@@ -385,7 +392,7 @@ class OkkiListStream(OkkiStream):
             self.logger.warning(
                 "%s: the bookmark %s is after OKKI's clock (%s); reading nothing",
                 self.name,
-                bookmark,
+                bookmark.isoformat() if bookmark else None,
                 end.isoformat(),
             )
             start = end + dt.timedelta(seconds=1)

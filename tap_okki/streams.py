@@ -1,4 +1,4 @@
-"""The three OKKI streams.
+"""The four OKKI streams.
 
 - `companies`: `/v1/company/list` rows in the window, each merged with its `/v1/company/info`
   record (fetched concurrently, emitted in list order) — its `customers[]` included, for targets
@@ -9,6 +9,9 @@
 - `opportunities`: `/v1/opportunity/list` rows in the window; a row OKKI marks deleted
   (`enable_flag` 0) is emitted with `_sdc_deleted_at` (what OKKI shows of deleted
   opportunities, and what it does not: docs/api/okki.md §8).
+
+- `follow_ups`: `/v1/dynamic/trail/list` rows of the whole account, one list over the window
+  (see `FollowUpsStream`); deleted ones with `_sdc_deleted_at`.
 
 Every record is typed by its stream's schema (`OkkiStream.typed`): open fields pass through as
 OKKI sent them, and a value that cannot be converted is kept under `_okki_unconverted`.
@@ -277,3 +280,74 @@ class OpportunitiesStream(OkkiListStream):
             reader.rescans,
             self.unconverted_summary(),
         )
+
+
+class FollowUpsStream(OkkiListStream):
+    """Follow-ups (跟进动态: calls, meetings, emails, notes) of the whole account.
+
+    One list over the window, without a company filter: the endpoint takes none (its filters
+    are optional, docs/api/okki.md §9), so a page of 100 follow-ups costs one call, where
+    reading per changed company would cost a call per company at least, and would miss
+    follow-ups whose company did not change.
+
+    OKKI lists follow-ups by when they happened (`create_time`), which a user may set in the
+    past and which editing or deleting one does not move. So each run re-reads
+    `follow_ups_lookback_days` before its bookmark (pages only), and emits from it what was
+    written since the last run (update time from the bookmark minus `lookback_minutes` on):
+    new, backdated, edited and deleted follow-ups, not the unchanged ones again. Changes to
+    follow-ups that happened before the look-back are seen by a full refresh.
+    """
+
+    name = "follow_ups"
+    path = "/v1/dynamic/trail/list"
+    primary_keys = ("trail_id",)
+    replication_key = "create_time"
+    schema = StreamSchema(SCHEMAS)
+
+    def lookback(self) -> dt.timedelta:
+        days = dt.timedelta(days=self.config.get("follow_ups_lookback_days", 7))
+        return max(super().lookback(), days)
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        bookmark = self.bookmark(context)
+        since = bookmark - super().lookback() if bookmark else None  # None: emit them all
+        window = self.run_window(context)
+        reader = self.reader(context)
+        emitted = deleted = unchanged = 0
+        for part, first_page in reader.parts(window):
+            for row in reader.rows(part, first_page):
+                record = self.typed(row, self.path, row.get("company_id"))
+                if since and not _written_since(record, since):
+                    unchanged += 1
+                    continue
+                record["customer_id"] = [c for c in record.get("customer_id") or [] if c]
+                for reference in ("opportunity_id", "lead_id"):
+                    if not record.get(reference):
+                        record[reference] = None  # OKKI's 0: none
+                if record.get("delete_flag") == 1 or record.get("enable_flag") == 0:
+                    deleted += 1
+                    record["_sdc_deleted_at"] = record.get("update_time") or part.end.isoformat()
+                else:
+                    emitted += 1
+                    record["_sdc_deleted_at"] = None
+                yield record
+            self.save_bookmark(context, part.end)
+        self.logger.info(
+            "follow_ups: %d emitted, %d deleted, %d read again unchanged (look-back); "
+            "%d list pages, %d re-scans%s",
+            emitted,
+            deleted,
+            unchanged,
+            reader.pages,
+            reader.rescans,
+            self.unconverted_summary(),
+        )
+
+
+def _written_since(record: dict[str, t.Any], since: dt.datetime) -> bool:
+    """Whether a follow-up was written (or happened) at or after `since`; when OKKI's times
+    cannot tell, it counts as written (sending it again is harmless, missing it is not)."""
+    times = [record.get("update_time"), record.get("create_time")]
+    if any(moment is None for moment in times):
+        return True
+    return any(dt.datetime.fromisoformat(moment) >= since for moment in times)

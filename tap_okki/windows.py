@@ -13,6 +13,12 @@ before are not delivered again) until a whole scan sees the total unchanged. A w
 keeps changing is split in two. Rows that left are "changed during the run": their new
 `update_time` is later than the bookmark, so the next run reads them.
 
+Follow-ups are windowed on when they happened, which a user may set in the past: a follow-up
+written during the run can *enter* a past window (docs/api/okki.md §9), and deleted ones stay
+listed, so there rows only enter. A total that grows is a change as well: the same re-scan
+catches the shifted rows, and the new ones too when it meets them (else the next run's
+look-back does).
+
 Big windows are split by time before reading (oldest part first), so each part is quick to
 re-scan and the bookmark can advance after each part.
 """

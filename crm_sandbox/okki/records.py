@@ -78,6 +78,15 @@ CUSTOM_FIELD_GROUPS: tuple[tuple[int, str, tuple[tuple[int, str, int], ...]], ..
     (2, "Trade", ((3101, "Main products", 2), (3102, "Incoterm", 3), (3103, "Certifications", 7))),
 )
 
+TRAIL_TYPES = {  # follow-up types (docs/api/okki.md §9); upstream has returned 101 for all
+    101: "quick note",
+    102: "email",
+    103: "call",
+    104: "meeting",
+    105: "social",
+    106: "visit",
+}
+
 STAGES = {  # stage id -> (name, stage_type: 1 in progress, 2 won, 3 lost)
     1: ("Initial contact", 1),
     2: ("Needs analysis", 1),
@@ -159,6 +168,22 @@ class Opportunity:
     update_time: int
     remark: str
     deleted: bool = False  # listed with enable_flag 0 (knob `opportunity_deletes`)
+
+
+@dataclass(slots=True)
+class FollowUp:
+    """A follow-up (跟进动态) of a company, maybe naming a contact and an opportunity."""
+
+    trail_id: int
+    type: int
+    content: str  # may hold line breaks and HTML
+    company_id: int
+    customer_id: int  # the contact, 0 when none
+    opportunity_id: int  # 0 when none
+    create_user: int
+    create_time: int  # when it happened: users may set it in the past; never changes
+    update_time: int  # when it was last written
+    deleted: bool = False  # still listed, with delete_flag 1
 
 
 # Rendering ------------------------------------------------------------------------------------
@@ -302,4 +327,21 @@ def opportunity_row(o: Opportunity) -> dict[str, Any]:
         "update_time": format_time(o.update_time),
         "remark": o.remark,
         "enable_flag": 0 if o.deleted else 1,
+    }
+
+
+def follow_up_row(f: FollowUp) -> dict[str, Any]:
+    """A `/v1/dynamic/trail/list` row, in the contract's shape (docs/api/okki.md §9)."""
+    return {
+        "trail_id": f.trail_id,
+        "type": f.type,
+        "content": f.content,
+        "company_id": f.company_id,
+        "customer_id": f.customer_id,
+        "opportunity_id": f.opportunity_id,
+        "create_user": f.create_user,
+        "create_time": format_time(f.create_time),
+        "update_time": format_time(f.update_time),
+        "enable_flag": 0 if f.deleted else 1,
+        "delete_flag": 1 if f.deleted else 0,
     }

@@ -70,6 +70,22 @@ def opportunity_row(row: Record, variety: float) -> Record:
     return varied
 
 
+def follow_up_row(row: Record, variety: float) -> Record:
+    """A follow-up row: the contact as a list of ids (the vendor's shape), ids as text."""
+    draw = _draws(row["trail_id"], row["update_time"], variety)
+    varied = dict(row)
+    if draw.vary("customer_id"):
+        contact = row["customer_id"]
+        varied["customer_id"] = draw.pick("customer_id", _CONTACT_IDS)(contact)
+    for name in ("trail_id", "company_id", "opportunity_id", "type"):
+        if draw.vary(name):
+            varied[name] = str(varied[name])
+    if draw.unconvertible():
+        name = draw.pick("unconvertible", list(_UNCONVERTIBLE_FOLLOW_UP))
+        varied[name] = _UNCONVERTIBLE_FOLLOW_UP[name](varied[name])
+    return varied
+
+
 # Shapes -----------------------------------------------------------------------------------------
 Shape = Callable[[Any], Any]
 
@@ -90,6 +106,10 @@ _ID_LISTS: list[Shape] = [
     lambda ids: [str(i) for i in ids],
     lambda ids: ",".join(str(i) for i in ids),
     lambda ids: ids[0] if len(ids) == 1 else ids,
+]
+_CONTACT_IDS: list[Shape] = [  # one contact id, 0 for none: as the vendor sends it
+    lambda contact: [contact] if contact else [],
+    lambda contact: str(contact),
 ]
 _OBJECT_LISTS = {  # lists of {id, name} objects: as ids, ids as text, names, joined text
     "origin_list": ("origin_id", "origin_name"),
@@ -182,6 +202,11 @@ _UNCONVERTIBLE_OPPORTUNITY: dict[str, Shape] = {
     "account_date": lambda date: ".".join(reversed(date.split("-"))) if date else "soon",
     "remark": lambda remark: {"text": remark},
     "stage": lambda stage: f"stage {stage}",
+}
+
+_UNCONVERTIBLE_FOLLOW_UP: dict[str, Shape] = {
+    "type": lambda kind: {101: "note", 103: "call", 104: "meeting"}.get(int(kind), "visit"),
+    "create_user": lambda user: {"user_id": user},
 }
 
 

@@ -25,6 +25,20 @@ TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 LIST, INFO, OPPORTUNITIES = "/v1/company/list", "/v1/company/info", "/v1/opportunity/list"
 TOKEN = "/v1/oauth2/access_token"
+TRAILS = "/v1/dynamic/trail/list"
+TRAIL_FIELDS = {
+    "trail_id": int,
+    "type": int,
+    "content": str,
+    "company_id": int,
+    "customer_id": int,
+    "opportunity_id": int,
+    "create_user": int,
+    "create_time": str,
+    "update_time": str,
+    "enable_flag": int,
+    "delete_flag": int,
+}
 ROW_FIELDS = {
     "company_id": int,
     "user_id": str,
@@ -67,6 +81,7 @@ DEFAULT_EXTRA = {
     "clients": {},
     "shape_variety": 0,
     "opportunity_deletes": "hidden",
+    "trail_churn": None,
 }
 
 
@@ -694,6 +709,157 @@ def test_8_3_a_deleted_opportunity_leaves_the_list_or_stays_with_enable_flag_0(
     assert again.status_code == 400  # a deleted opportunity cannot be deleted again
 
 
+# 9. Follow-ups ----------------------------------------------------------------------------------
+
+
+def test_9_1_follow_ups_page_window_on_create_time_and_filter_by_one_id(
+    api: Api, control: SandboxClient
+):
+    follow_ups = control.records()["follow_ups"]
+    every = [f["trail_id"] for f in follow_ups]
+    assert len(every) > 300
+    assert api.ids(TRAILS, "trail_id") == every  # no filter: the whole account
+    assert api.envelope(TRAILS, count=101)["code"] == 400
+    page = api.data(TRAILS, start_index=2, count=5)
+    assert set(page) == {"list", "totalItem"} and page["totalItem"] == len(every)
+    assert [f["trail_id"] for f in page["list"]] == every[5:10]
+    low, high = follow_ups[80]["create_time"], follow_ups[20]["create_time"]
+    expected = [f["trail_id"] for f in follow_ups if low <= f["create_time"] <= high]
+    assert api.ids(TRAILS, "trail_id", start_time=low, end_time=high) == expected
+    company = follow_ups[0]["company_id"]
+    assert api.ids(TRAILS, "trail_id", company_id=company) == [
+        f["trail_id"] for f in follow_ups if f["company_id"] == company
+    ]
+    opportunity = next(f["opportunity_id"] for f in follow_ups if f["opportunity_id"])
+    assert api.ids(TRAILS, "trail_id", opportunity_id=opportunity) == [
+        f["trail_id"] for f in follow_ups if f["opportunity_id"] == opportunity
+    ]
+    assert api.ids(TRAILS, "trail_id", lead_id=5) == []
+    both = api.envelope(TRAILS, company_id=company, opportunity_id=opportunity)
+    assert both["code"] == 400  # one filter at a time
+    assert api.envelope(TRAILS, start_time="yesterday")["code"] == 400
+
+
+def test_9_2_newest_created_first_and_an_edit_stays_in_its_creation_window(
+    api: Api, control: SandboxClient
+):
+    follow_ups = control.records()["follow_ups"]
+    keys = [(f["create_time"], f["trail_id"]) for f in follow_ups]
+    assert keys == sorted(keys, reverse=True)
+    old = follow_ups[-5]
+    control.post("follow_ups/update", {"trail_ids": [old["trail_id"]]})
+    window = {"start_time": old["create_time"], "end_time": old["create_time"]}
+    edited = next(f for f in api.data(TRAILS, **window)["list"] if f["trail_id"] == old["trail_id"])
+    assert (
+        edited["update_time"] > old["update_time"] and edited["create_time"] == old["create_time"]
+    )
+    assert edited["content"] != old["content"]
+    assert [f["trail_id"] for f in control.records()["follow_ups"]] == [t for _, t in keys]
+
+
+def test_9_3_rows_have_the_contract_fields_and_name_companies_contacts_and_opportunities(
+    api: Api, control: SandboxClient
+):
+    rows = api.data(TRAILS, count=100)["list"]
+    for row in rows:
+        assert {k: type(v) for k, v in row.items()} == TRAIL_FIELDS
+        assert TIME.fullmatch(row["create_time"]) and row["create_time"] <= row["update_time"]
+        assert (row["enable_flag"], row["delete_flag"]) == (1, 0)
+    records = control.records()
+    follow_ups = records["follow_ups"]
+    contacts = {
+        p["customer_id"]: c["company_id"] for c in records["companies"] for p in c["customers"]
+    }
+    opportunities = {o["opportunity_id"]: o["company_id"] for o in records["opportunities"]}
+    named = [f for f in follow_ups if f["customer_id"]]
+    assert 0.2 < len(named) / len(follow_ups) < 0.6
+    assert all(contacts[f["customer_id"]] == f["company_id"] for f in named)
+    linked = [f for f in follow_ups if f["opportunity_id"]]
+    assert linked and all(opportunities[f["opportunity_id"]] == f["company_id"] for f in linked)
+    assert {f["type"] for f in follow_ups} >= {101, 102, 103, 104}
+    contents = [f["content"] for f in follow_ups]
+    assert any("\n" in c for c in contents) and any("<p>" in c for c in contents)
+    assert any(f["update_time"] > f["create_time"] for f in follow_ups)  # edited or written late
+
+
+def test_9_4_a_deleted_follow_up_stays_listed_with_delete_flag_1(api: Api, control: SandboxClient):
+    follow_ups = control.records()["follow_ups"]
+    doomed = follow_ups[3]
+    assert control.post("follow_ups/delete", {"trail_ids": [doomed["trail_id"]]}) == {
+        "trail_ids": [doomed["trail_id"]]
+    }
+    listed = {f["trail_id"]: f for f in api.data(TRAILS, count=10)["list"]}
+    assert (
+        listed[doomed["trail_id"]]["delete_flag"],
+        listed[doomed["trail_id"]]["enable_flag"],
+    ) == (1, 0)
+    assert listed[doomed["trail_id"]]["update_time"] > doomed["update_time"]
+    assert api.data(TRAILS, count=1)["totalItem"] == len(follow_ups)
+    company = control.records()["companies"][0]["company_id"]
+    control.post("companies/delete", {"company_ids": [company]})
+    assert api.ids(TRAILS, "trail_id", company_id=company) == [
+        f["trail_id"] for f in follow_ups if f["company_id"] == company
+    ]  # a deleted company's follow-ups stay
+
+
+def test_9_5_a_follow_up_written_while_paging_shifts_the_later_pages(
+    api: Api, control: SandboxClient
+):
+    before = [f["trail_id"] for f in control.records()["follow_ups"]]
+    first = api.data(TRAILS, count=10)
+    assert [f["trail_id"] for f in first["list"]] == before[:10]
+    company = control.records()["companies"][0]["company_id"]
+    control.post("follow_ups/create", {"company_ids": [company]})  # happened just now
+    second = api.data(TRAILS, start_index=2, count=10)
+    assert second["totalItem"] == first["totalItem"] + 1
+    assert [f["trail_id"] for f in second["list"]] == before[9:19]  # one row read twice
+
+
+def test_9_6_knob_trail_churn_writes_backdated_edits_and_deletes_once(
+    api: Api, control: SandboxClient
+):
+    before = {f["trail_id"] for f in control.records()["follow_ups"]}
+    control.knobs(
+        extra={
+            "trail_churn": {
+                "after_list_requests": 2,
+                "create": 3,
+                "backdate_minutes": 120,
+                "update": 2,
+                "delete": 1,
+            }
+        }
+    )
+    served = [f["trail_id"] for f in api.data(TRAILS, count=10)["list"]]
+    served += [f["trail_id"] for f in api.data(TRAILS, start_index=2, count=10)["list"]]
+    assert control.knobs()["extra"]["trail_churn"] is None
+    after = control.records()["follow_ups"]
+    new = [f for f in after if f["trail_id"] not in before]
+    assert len(new) == 3 and sum(f["delete_flag"] for f in after) == 1
+    # Written now, but happened up to two hours ago: inside a window a client is paging.
+    earliest = (datetime.now(SHANGHAI) - timedelta(minutes=121)).strftime("%Y-%m-%d %H:%M:%S")
+    assert all(earliest <= f["create_time"] <= f["update_time"] for f in new)
+    touched = {f["trail_id"] for f in after if f["trail_id"] in served} & {
+        f["trail_id"] for f in after if "(edited" in f["content"] or f["delete_flag"]
+    }
+    assert len(touched) == 3  # the edits and the deletion hit rows the client already read
+
+
+def test_9_7_companies_update_plans_or_clears_the_next_follow_up(api: Api, control: SandboxClient):
+    companies = control.records()["companies"]
+    nexts = [c["next_follow_up_time"] for c in companies]
+    now = datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+    assert any(n > now for n in nexts) and any("1971" < n < now for n in nexts)  # planned, passed
+    assert "1970-01-01 00:00:00" in nexts  # none
+    company = companies[0]["company_id"]
+    control.post(
+        "companies/update", {"company_ids": [company], "next_follow_up_time": "2030-01-02 09:30:00"}
+    )
+    assert api.data(INFO, company_id=company)["next_follow_up_time"] == "2030-01-02 09:30:00"
+    control.post("companies/update", {"company_ids": [company], "next_follow_up_time": ""})
+    assert api.data(INFO, company_id=company)["next_follow_up_time"] == "1970-01-01 00:00:00"
+
+
 # 10. Open shapes (knob shape_variety) -----------------------------------------------------------
 OPEN_COMPANY_FIELDS = (
     "tel", "trail_status", "origin_list", "tag", "client_tag_list", "category_ids",
@@ -744,6 +910,9 @@ def test_10_shape_variety_serves_every_open_field_in_several_shapes_and_ids_as_t
     opportunities = api.data(OPPORTUNITIES, count=100)["list"]
     assert {type(o["user_id"]) for o in opportunities} >= {int, list, str}
     assert {type(o["amount"]) for o in opportunities} >= {float, str}
+    follow_ups = api.data(TRAILS, count=100)["list"]
+    assert {type(f["customer_id"]) for f in follow_ups} >= {int, list, str}  # list: upstream's
+    assert {type(f["trail_id"]) for f in follow_ups} == {int, str}
 
 
 def test_10_shape_variety_is_stable_for_a_record_until_it_changes(api: Api, control: SandboxClient):
@@ -834,7 +1003,7 @@ def test_control_routes_change_companies_and_opportunities(api: Api, control: Sa
     records = control.records()
     first = records["companies"][-1]
     updated = control.post("companies/update", {"company_ids": [first["company_id"]]})
-    assert updated == {"company_ids": [first["company_id"]]}
+    assert updated["company_ids"] == [first["company_id"]]
     after = api.data(INFO, company_id=first["company_id"])
     assert after["update_time"] > first["update_time"] and after["remark"] != first["remark"]
     assert len(control.post("companies/update", {"count": 4})["company_ids"]) == 4
@@ -861,7 +1030,9 @@ def test_records_and_stats_report_what_is_stored_and_served(api: Api, control: S
     api.get(LIST, count=1, start_time="bad")
     control.post("companies/delete", {"count": 1})
     records = control.records()
-    assert set(records) == {"companies", "removed", "opportunities", "removed_opportunities"}
+    assert set(records) == {
+        "companies", "removed", "opportunities", "removed_opportunities", "follow_ups"
+    }  # fmt: skip
     assert (len(records["companies"]), len(records["removed"])) == (COMPANIES - 1, 1)
     assert "customers" in records["companies"][0]
     stats = control.stats()

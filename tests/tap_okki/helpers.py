@@ -19,7 +19,7 @@ from crm_sandbox.control import RunningSandbox
 
 # The console script, as Meltano runs it.
 TAP = [str(Path(sys.executable).parent / "tap-okki")]
-STREAMS = ("companies", "contacts", "opportunities")
+STREAMS = ("companies", "contacts", "opportunities", "follow_ups")
 
 
 @dataclass
@@ -158,6 +158,7 @@ def restore_defaults(sandbox: RunningSandbox) -> None:
             "force_error": None,
             "shape_variety": 0,
             "opportunity_deletes": "hidden",
+            "trail_churn": None,
         },
     )
     sandbox.okki.reset()

@@ -85,6 +85,7 @@ def tally(report: Path) -> dict[str, Counter]:
         for line in report.read_text().splitlines():
             row = json.loads(line)
             per_stream[row["stream"]][row["action"]] += 1
+            per_stream[row["stream"]].update(row.get("status") or [])  # e.g. "conflict"
     return per_stream
 
 
@@ -93,7 +94,7 @@ def print_run(tap: str, target: str, outcome: dict) -> None:
     if not outcome["tally"]:
         print("    nothing to load")
     for stream, counts in sorted(outcome["tally"].items()):
-        total = sum(counts.values())
+        total = sum(counts[action] for action in (*MAIN_ACTIONS, "skipped"))
         others = "".join(
             f"   {n:>3} {action}"
             for action, n in sorted(counts.items())

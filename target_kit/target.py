@@ -30,7 +30,7 @@ from target_kit.deadletter import DeadLetterFile
 from target_kit.http import check_base_url
 from target_kit.pipeline import Checkpointer, Dispatcher
 from target_kit.report import RunReport
-from target_kit.secrets import install_redaction
+from target_kit.secrets import SecretMasking
 from target_kit.serialize import parse_json
 
 COMMON_SETTINGS = th.PropertiesList(
@@ -98,7 +98,7 @@ class NumberingReader(SingerReader):
             ) from None
 
 
-class PipelinedTarget(Target):
+class PipelinedTarget(SecretMasking, Target):
     """Base for our targets. Subclasses create `self.client` and implement their sinks."""
 
     message_reader_class = NumberingReader
@@ -110,7 +110,6 @@ class PipelinedTarget(Target):
         super().__init__(*args, **kwargs)
         self.max_parallelism = 1
         self.logger.addFilter(self._drain_notice_at_debug)
-        install_redaction(self.secrets())
         self._stdout_lock = threading.Lock()
         self._finished = False
         self.checkpointer = Checkpointer(self._emit_state)
@@ -137,15 +136,6 @@ class PipelinedTarget(Target):
             "base_url",
             bool(self.config.get("allow_insecure_http")),
         )
-
-    def secrets(self) -> list[str]:
-        """Setting values that must never be printed (the `secret=True` ones)."""
-        props = self.config_jsonschema.get("properties", {})
-        return [
-            str(self.config[name])
-            for name, spec in props.items()
-            if spec.get("secret") and self.config.get(name)
-        ]
 
     # STATE ------------------------------------------------------------------------------------
     def _process_state_message(self, message_dict: dict) -> None:

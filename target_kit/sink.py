@@ -21,7 +21,7 @@ from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.helpers._typing import get_datelike_property_type
 from singer_sdk.sinks import BatchSink
 
-from target_kit.validation import compiled_validator, violations
+from target_kit.validation import check_references, compiled_validator, violations
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
@@ -79,6 +79,7 @@ class PipelinedSink(BatchSink):
 
     # Invalid records are dead-lettered, not fatal --------------------------------------------
     def get_validator(self) -> BaseJSONSchemaValidator | None:
+        check_references(self.schema, self.stream_name)  # before any validator follows one
         if self.validate_schema and not self.validate_field_string_format:
             return compiled_validator(self.schema)
         return super().get_validator()

@@ -11,6 +11,8 @@ from typing import Any, TextIO
 
 import msgspec
 
+from target_kit.bounds import MAX_DIGITS
+
 _FAST = msgspec.json.Decoder(float_hook=Decimal)
 
 
@@ -28,6 +30,10 @@ def parse_json(text: str | bytes) -> Any:
 def jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         whole = value.is_finite() and value == value.to_integral_value()
+        if whole and value.adjusted() >= MAX_DIGITS:
+            # No JSON writer here takes an int this long, and building it takes seconds to
+            # minutes (1e200000): its own text keeps it, for a dead letter or a text field.
+            return str(value)
         return int(value) if whole else float(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:

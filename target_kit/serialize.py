@@ -12,6 +12,7 @@ from typing import Any, TextIO
 import msgspec
 
 from target_kit.bounds import MAX_DIGITS
+from target_kit.files import private_file
 
 _FAST = msgspec.json.Decoder(float_hook=Decimal)
 
@@ -53,9 +54,9 @@ def dumps(value: Any) -> str:
 
 
 def open_jsonl(path: Path) -> TextIO:
-    """Open a JSON Lines file for appending, on a fresh line: a run killed mid-write may have
-    left half a line, which must not swallow the next run's first one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Open a JSON Lines file for appending (created 0600), on a fresh line: a run killed
+    mid-write may have left half a line, which must not swallow the next run's first one."""
+    private_file(path)  # it holds records: personal data
     file = path.open("a", encoding="utf-8")
     if file.tell() > 0:
         with path.open("rb") as existing:

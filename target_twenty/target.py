@@ -119,10 +119,10 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "id_map_path",
         th.StringType,
-        default="target-twenty-ids.sqlite3",
+        default="output/target-twenty/ids.sqlite3",
         description="SQLite file remembering the ids of records Twenty matched to rows that "
         "already existed (by domain or email), so later runs and references use them. Keep "
-        "it between runs.",
+        "it between runs. Created 0600 (it holds source keys).",
     ),
     th.Property(
         "id_namespace",
@@ -192,7 +192,7 @@ class TargetTwenty(PipelinedTarget):
                 "are not in the stream stay in Twenty."
             )
         self.ids = IdStore(
-            Path(cfg.get("id_map_path", "target-twenty-ids.sqlite3")),
+            Path(cfg.get("id_map_path") or "output/target-twenty/ids.sqlite3"),
             str(cfg.get("id_namespace", "")),
         )
         self._workspace: Workspace | None = None

@@ -10,7 +10,8 @@ import pytest
 import requests
 
 from crm_sandbox.control import RunningSandbox, start_sandbox
-from crm_sandbox.runtime import CONTROL_TOKEN_HEADER
+
+CONTROL_TOKEN_HEADER = "X-Sandbox-Token"  # documented in the README
 
 API_CALL = ("/rest/companies", {"Authorization": "Bearer twenty-demo-key"})
 

@@ -3,6 +3,9 @@ stdin, debug logging and the secret keys, as in test_bad_input.py.
 
 - A SCHEMA whose `$ref` points at a URL or a file stops the run before anything is fetched or
   read; references inside the schema (`#/…`) still validate records.
+- A number beyond what the destination stores (`1e2000000`: nine bytes of JSON, minutes of
+  big-integer work) is dead-lettered at once with the reason, and so is a record on which a
+  mapping expression would build a huge text.
 """
 
 from __future__ import annotations

@@ -176,6 +176,8 @@ class Bounded(simpleeval.EvalWithCompoundTypes):
                 raise simpleeval.FeatureNotAvailable("This function is forbidden")
         args = [self._eval(a) for a in node.args]
         kwargs = dict(self._eval(k) for k in node.keywords)
+        if args and getattr(func, "__name__", "") == "join":
+            args[0] = list(args[0])  # sized, then joined: sizing would spend an iterator
         size = _text_method_size(func, args, kwargs)
         if size > MAX_SIZE and size > self.longest_input():
             raise LimitExceeded(f"{func.__name__}() would build {size:,} characters")
@@ -250,8 +252,6 @@ def _text_method_size(func: Any, args: list[Any], kwargs: dict[str, Any]) -> int
     if size is None or not isinstance(owner, str | bytes):
         return 0
     try:
-        if func.__name__ == "join":
-            args = [list(args[0])] if args else []  # sized once, then joined (a list is fine)
         return int(size(owner, *args, *kwargs.values()))
     except (TypeError, ValueError, IndexError):
         return 0  # wrong arguments: the call itself raises the error

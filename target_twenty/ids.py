@@ -33,6 +33,7 @@ from json.encoder import encode_basestring  # json.dumps' own, with ensure_ascii
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from target_kit.files import private_file
 from target_kit.serialize import dumps, jsonable
 
 _NAMESPACE = uuid.UUID("0c7c5d2e-6f5b-5e55-9a43-7477656e7479")
@@ -81,9 +82,9 @@ class IdStore:
     def __init__(self, path: Path, namespace: str) -> None:
         self.path = path
         self.namespace = namespace
-        path.parent.mkdir(parents=True, exist_ok=True)
         # A new file knows nothing of earlier runs: every record is looked up in Twenty.
         self.fresh = not path.exists()
+        private_file(path)  # 0600: its keys are personal data (SQLite gives its WAL the same)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

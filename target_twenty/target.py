@@ -145,10 +145,13 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "id_map_path",
         th.StringType,
-        default="target-twenty-ids.sqlite3",
-        description="SQLite file remembering the ids of records Twenty matched to rows that "
-        "already existed (by domain or email), so later runs and references use them. Keep "
-        "it between runs.",
+        default="output/target-twenty/ids.sqlite3",
+        description="SQLite file where the target remembers its rows: the row each source key "
+        "was written to when it is not the key's own (a row made in Twenty that the record "
+        "adopted), which key holds each unique value and which records wait for one. A cache: "
+        "with `source_key_field` Twenty itself says which record owns a row, so losing the "
+        "file costs lookups, never a duplicate or a merge. Created 0600 (it holds source "
+        "keys).",
     ),
     th.Property(
         "id_namespace",
@@ -261,7 +264,7 @@ class TargetTwenty(PipelinedTarget):
                 "are not in the stream stay in Twenty."
             )
         self.ids = IdStore(
-            Path(cfg.get("id_map_path", "target-twenty-ids.sqlite3")),
+            Path(cfg.get("id_map_path") or "output/target-twenty/ids.sqlite3"),
             str(cfg.get("id_namespace", "")),
         )
         self._workspace: Workspace | None = None

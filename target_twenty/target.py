@@ -10,6 +10,7 @@ aliases.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from target_twenty.held import Held, HeldRecords, Parent
 from target_twenty.ids import IdStore
 from target_twenty.mapping import Reference, StreamMapping
 from target_twenty.metadata import TwentyObject, Workspace
-from target_twenty.ownership import Ownership
+from target_twenty.ownership import WITH_DELETED, Ownership
 from target_twenty.sinks import TwentySink
 
 EXPRESSION = th.ObjectType(
@@ -285,6 +286,8 @@ class TargetTwenty(PipelinedTarget):
         self.on_missing_parent = str(cfg.get("on_missing_parent") or "dead_letter")
         self.create_missing_fields = bool(cfg.get("create_missing_fields", False))
         self.conflicts_said = 0  # unique-value conflicts warned about (the first 20 are)
+        self._empty: dict[str, bool] = {}  # object id → it held no row when the run began
+        self._empty_lock = threading.Lock()
 
     def _set_ceiling(self, per_window: int) -> None:
         window = float(self.config.get("rate_limit_window_seconds", 60))
@@ -364,6 +367,21 @@ class TargetTwenty(PipelinedTarget):
             for ref in mapping.references
             if ref.stream == stream
         ]
+
+    def started_empty(self, obj: TwentyObject) -> bool:
+        """Whether `obj` held no row at all (soft-deleted ones included) before this run wrote
+        to it: asked once per object, before its first write (`ownership.py`)."""
+        with self._empty_lock:
+            if obj.id not in self._empty:
+                rows = self.client.api.send(
+                    "GET",
+                    f"/rest/{obj.plural}",
+                    endpoint=f"GET /rest/{obj.plural}",
+                    params={"filter": WITH_DELETED, "limit": 1},
+                )
+                found = ((rows or {}).get("data") or {}).get(obj.plural) or []
+                self._empty[obj.id] = not found
+            return self._empty[obj.id]
 
     def ownership_of(self, mapping: StreamMapping) -> Ownership:
         return Ownership(self, mapping)

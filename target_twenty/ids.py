@@ -108,6 +108,10 @@ class IdStore:
             "CREATE INDEX IF NOT EXISTS holders_by_key ON holders (scope, stream, key)"
         )
         self._db.execute(
+            "CREATE TABLE IF NOT EXISTS links (scope TEXT, twenty_id TEXT, PRIMARY KEY"
+            " (scope, twenty_id)) WITHOUT ROWID"
+        )
+        self._db.execute(
             "CREATE TABLE IF NOT EXISTS conflicts (scope TEXT, field TEXT, value TEXT,"
             " stream TEXT, key TEXT, twenty_id TEXT, since INTEGER,"
             " PRIMARY KEY (scope, field, value, stream, key)) WITHOUT ROWID"
@@ -355,6 +359,20 @@ class IdStore:
                 (scope, *twenty_ids),
             ).fetchall()
         return dict(rows)
+
+    # Junction rows ------------------------------------------------------------------------
+    def note_links(self, scope: str, written: Iterable[str], forget: Iterable[str]) -> None:
+        """Junction rows the target wrote (and those it removed)."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO links VALUES (?,?)", [(scope, i) for i in written]
+            )
+            db.executemany(
+                "DELETE FROM links WHERE scope=? AND twenty_id=?", [(scope, i) for i in forget]
+            )
+
+    def written_links(self, scope: str, twenty_ids: Iterable[str]) -> set[str]:
+        return self._among("links", scope, twenty_ids)
 
     def waiting(self, scope: str, field_name: str, value: str) -> list[Holder]:
         """Records kept apart from (field, value), longest waiting first."""

@@ -274,7 +274,10 @@ class TargetTwenty(PipelinedTarget):
         self.parent_streams = {
             ref.get("stream")
             for spec in (cfg.get("mappings") or {}).values()
-            for ref in ((spec or {}).get("references") or {}).values()
+            for ref in [
+                *((spec or {}).get("references") or {}).values(),
+                *(((spec or {}).get("links") or {}).get("to") or []),
+            ]
             if isinstance(ref, dict)
         }
         self.held = HeldRecords()

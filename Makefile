@@ -4,23 +4,27 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 MELTANO_VENV ?= .venv-meltano
 PYTEST_ARGS ?= -n 2 --dist loadgroup
+MELTANO_VERSION := 4.4.1
+# Every package at the version the project was last tested with (`make lock` renews them).
+LOCK := constraints.txt
+MELTANO_LOCK := constraints-meltano.txt
 
-.PHONY: install meltano test lint format sandbox demo bench bench-quick clean
+.PHONY: install meltano test lint format sandbox demo bench bench-quick clean lock
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[test]"
 	touch $@
 
 install: $(BIN)/.installed
 
 # Meltano lives in its own environment (it pins SQLAlchemy and click below what the plugins use);
 # it gives each plugin a virtual environment of its own under .meltano/.
-$(MELTANO_VENV)/bin/.installed:
+$(MELTANO_VENV)/bin/.installed: $(MELTANO_LOCK)
 	test -x $(MELTANO_VENV)/bin/python || $(PYTHON) -m venv $(MELTANO_VENV)
 	$(MELTANO_VENV)/bin/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(MELTANO_VENV)/bin/python -m pip install --quiet "meltano==4.4.1"
+	$(MELTANO_VENV)/bin/python -m pip install --quiet -c $(MELTANO_LOCK) "meltano==$(MELTANO_VERSION)"
 	touch $@
 
 meltano: $(MELTANO_VENV)/bin/.installed
@@ -31,7 +35,7 @@ demo: install meltano
 
 # Benchmark-only dependencies (matplotlib), kept out of `make test`.
 $(BIN)/.bench-installed: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ".[test,bench]"
 	touch $@
 
 ## bench: every benchmark in one run (about 50 minutes); one table, a chart in benchmarks/results/
@@ -59,6 +63,22 @@ format: install
 ## sandbox: the three API emulators on fixed ports (Ctrl-C to stop)
 sandbox: install
 	$(BIN)/crm-sandbox serve --okki-port 8701 --twenty-port 8702 --jiandaoyun-port 8703 --companies 1000
+
+## lock: resolve every dependency afresh from PyPI into constraints*.txt (review, test, commit)
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	.lock-venv/bin/python -m pip install --quiet -e ".[test,bench]"
+	{ echo "# make lock: the plugins, tests and benchmarks' dependencies (pip install -c)"; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable; } > $(LOCK)
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	.lock-venv/bin/python -m pip install --quiet "meltano==$(MELTANO_VERSION)"
+	{ echo "# make lock: Meltano's dependencies (pip install -c)"; \
+	  .lock-venv/bin/python -m pip freeze; } > $(MELTANO_LOCK)
+	rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) $(MELTANO_VENV) .meltano output .pytest_cache .ruff_cache

@@ -15,16 +15,22 @@ from typing import Any
 
 import requests
 
+from crm_sandbox.runtime import CONTROL_TOKEN_HEADER
+
 READY_LINE = "crm-sandbox ready"
 
 
 class SandboxClient:
     """The control routes (`/_sandbox/...`) of one running emulator."""
 
-    def __init__(self, base_url: str, credentials: dict[str, str]) -> None:
+    def __init__(
+        self, base_url: str, credentials: dict[str, str], control_token: str | None = None
+    ) -> None:
         self.base_url = base_url
         self.credentials = credentials
         self.http = requests.Session()
+        if control_token:  # required when the sandbox serves beyond loopback
+            self.http.headers[CONTROL_TOKEN_HEADER] = control_token
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(
@@ -57,16 +63,19 @@ class SandboxClient:
 
 
 class RunningSandbox:
-    def __init__(self, process: subprocess.Popen, summary: dict[str, dict[str, str]]) -> None:
+    def __init__(
+        self, process: subprocess.Popen, summary: dict[str, dict[str, str]], output: str = ""
+    ) -> None:
         self.process = process
         self.summary = summary
+        self.output = output  # what it printed until it was ready
         self.okki = self._client("okki")
         self.twenty = self._client("twenty")
         self.jiandaoyun = self._client("jiandaoyun")
 
     def _client(self, name: str) -> SandboxClient:
         info = dict(self.summary[name])
-        return SandboxClient(info.pop("base_url"), info)
+        return SandboxClient(info.pop("base_url"), info, info.pop("control_token", None))
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -111,7 +120,7 @@ def start_sandbox(*args: str, timeout: float = 30.0) -> RunningSandbox:
     _drain_in_background(process)
     summary = json.loads(urls_file.read_text())
     urls_file.unlink(missing_ok=True)
-    return RunningSandbox(process, summary)
+    return RunningSandbox(process, summary, "".join(output))
 
 
 def _drain_in_background(process: subprocess.Popen) -> None:

@@ -2,12 +2,14 @@
 
 Each emulator is a Starlette app wrapped in `SandboxMiddleware`. The middleware adds latency,
 injects faults (5xx, 429 bursts, dropped connections) and logs every API call; the control
-routes under `/_sandbox/` are never delayed, faulted or logged.
+routes under `/_sandbox/` are never delayed, faulted or logged, and need the control token
+when the sandbox was given one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import random
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -20,6 +22,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTROL_PREFIX = "/_sandbox"
+# Required on the control routes when the sandbox serves beyond loopback (`crm-sandbox serve`).
+CONTROL_TOKEN_HEADER = "X-Sandbox-Token"
 
 
 @dataclass
@@ -213,14 +217,26 @@ def control_app_routes(sandbox: Sandbox) -> list[Route]:
 
 
 class SandboxMiddleware:
-    """Latency, injected faults and the request log around every API call."""
+    """Latency, injected faults and the request log around every API call; the control token
+    (when there is one) in front of the control routes."""
 
-    def __init__(self, app: ASGIApp, sandbox: Sandbox) -> None:
+    def __init__(self, app: ASGIApp, sandbox: Sandbox, control_token: str | None = None) -> None:
         self.app = app
         self.sandbox = sandbox
+        self.control_token = control_token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith(CONTROL_PREFIX):
+            if self.control_token is not None and not self._token_given(scope):
+                refused = JSONResponse(
+                    {"error": f"the control routes need the header {CONTROL_TOKEN_HEADER}"},
+                    status_code=401,
+                )
+                await refused(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         sb = self.sandbox
@@ -275,6 +291,11 @@ class SandboxMiddleware:
             await send(message)
         self._log(entry, started)
 
+    def _token_given(self, scope: Scope) -> bool:
+        header = CONTROL_TOKEN_HEADER.lower().encode()
+        given = next((v for k, v in scope["headers"] if k == header), b"")
+        return hmac.compare_digest(given, (self.control_token or "").encode())
+
     def _log(self, entry: LoggedRequest, started: float) -> None:
         entry.duration_ms = round((time.time() - started) * 1000, 2)
         self.sandbox.requests.append(entry)
@@ -302,9 +323,12 @@ def _close_connection(send: Send) -> None:
     cycle.disconnected = True
 
 
-def build_app(sandbox: Sandbox, api_routes: list[Route]) -> ASGIApp:
-    """The emulator's routes plus the common control routes, wrapped in the middleware."""
+def build_app(
+    sandbox: Sandbox, api_routes: list[Route], control_token: str | None = None
+) -> ASGIApp:
+    """The emulator's routes plus the common control routes, wrapped in the middleware; with
+    a `control_token`, the control routes answer 401 without it."""
     from starlette.applications import Starlette
 
     app = Starlette(routes=[*control_app_routes(sandbox), *api_routes])
-    return SandboxMiddleware(app, sandbox)
+    return SandboxMiddleware(app, sandbox, control_token)

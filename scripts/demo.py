@@ -40,6 +40,14 @@ def meltano_executable() -> str:
     return found
 
 
+def meltano_command(meltano: str, *args: str) -> list[str]:
+    """`meltano ARGS…` reading no `.env`: the demo takes nothing from it (and `dev` pins the
+    sandbox's demo credentials, so production keys could not reach the sandbox anyway)."""
+    no_dotenv = OUTPUT / "demo.env"
+    no_dotenv.touch()
+    return [meltano, f"--env-file={no_dotenv}", *args]
+
+
 def meltano_env(sandbox: RunningSandbox) -> dict[str, str]:
     """The `dev` environment, pointed at this sandbox's ports, with state in output/demo."""
     return {
@@ -53,6 +61,7 @@ def meltano_env(sandbox: RunningSandbox) -> dict[str, str]:
         "TAP_OKKI_BASE_URL": sandbox.okki.base_url,
         "TARGET_TWENTY_BASE_URL": sandbox.twenty.base_url,
         "TARGET_JIANDAOYUN_BASE_URL": sandbox.jiandaoyun.base_url,
+        "TARGET_TWENTY_ID_MAP_PATH": str(OUTPUT / "target-twenty-ids.sqlite3"),
     }
 
 
@@ -69,7 +78,11 @@ def run_pipeline(meltano: str, env: dict[str, str], tap: str, target: str, run: 
     started = time.monotonic()
     with log.open("w") as out:
         result = subprocess.run(
-            [meltano, "run", tap, target], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            meltano_command(meltano, "run", tap, target),
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     seconds = time.monotonic() - started
     if result.returncode != 0:
@@ -152,7 +165,8 @@ def main() -> None:
     try:
         print_okki_data(sandbox)
         env = meltano_env(sandbox)
-        subprocess.run([meltano, "install"], cwd=ROOT, env=env, check=True, capture_output=True)
+        install = meltano_command(meltano, "install")
+        subprocess.run(install, cwd=ROOT, env=env, check=True, capture_output=True)
         for run in (1, 2):
             title = "First run (full)" if run == 1 else "Second run (incremental)"
             print(f"{title}:")

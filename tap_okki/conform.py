@@ -35,6 +35,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tap_okki.times import is_unset, okki_date, okki_time_to_iso
+from target_kit.bounds import MAX_DIGITS, digits
 
 UNCONVERTED = "_okki_unconverted"  # {"<field path>": <original value>}, declared in every schema
 Converter = Callable[[Any], Any]
@@ -307,6 +308,8 @@ def _integer(value: Any) -> int | None:
     number = decimal.Decimal(str(value).strip())
     if number != number.to_integral_value():
         raise ValueError("not a whole number")
+    if digits(number) > MAX_DIGITS:  # before int() spends minutes on 1e2000000
+        raise ValueError(f"more than {MAX_DIGITS} digits")
     return int(number)
 
 

@@ -26,13 +26,14 @@ from tap_okki.streams import (
 )
 from tap_okki.times import parse_setting_time
 from target_kit.http import ConfigError, check_base_url
+from target_kit.secrets import SecretMasking
 from target_kit.transport import Transport
 
 DEFAULT_BASE_URL = "https://api-sandbox.xiaoman.cn"
 MAX_PAGE_SIZE = 100  # OKKI answers code 400 above it (docs/api/okki.md §5)
 
 
-class TapOkki(Tap):
+class TapOkki(SecretMasking, Tap):
     """Reads OKKI's Open API incrementally (window and bookmark rules: `windows.py`)."""
 
     name = "tap-okki"
@@ -192,12 +193,8 @@ class TapOkki(Tap):
 
     # Settings checks the JSON schema cannot express -------------------------------------------
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """The SDK's schema check, minus secret values in its messages, plus our own checks."""
-        secret = str(self._config.get("client_secret") or "")
-        errors = [
-            message.replace(secret, "********") if secret else message
-            for message in super()._validate_config(raise_errors=False)
-        ]
+        """The SDK's schema check (secrets masked by `SecretMasking`), plus our own checks."""
+        errors = super()._validate_config(raise_errors=False)
         errors += _setting_errors(self._config)
         if errors and raise_errors:
             raise ConfigValidationError("Config validation failed", errors=errors)

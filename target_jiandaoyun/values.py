@@ -27,6 +27,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from target_kit.bounds import MAX_DIGITS, digits, shown, within
 from target_kit.serialize import jsonable
 
 # Widgets the API refuses to write (contract §7.2); mapping a field to one is a setting error.
@@ -67,6 +68,8 @@ def _textarea(value: Any, tz: dt.tzinfo | None) -> str:
 
 
 def _number_text(value: int | Decimal | float) -> str:
+    if digits(value) > MAX_DIGITS:  # checked before writing out 1e200000's 200,001 digits
+        raise ValueRejected(f"{shown(value)} has more than {MAX_DIGITS} digits")
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueRejected(f"{value} is not a finite number")
@@ -96,7 +99,7 @@ def _number(value: Any, tz: dt.tzinfo | None) -> int | float:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueRejected(f"{value} is not a finite number")
-        if value == value.to_integral_value() and abs(value) <= _MAX_SAFE_INTEGER:
+        if value == value.to_integral_value() and within(value, _MAX_SAFE_INTEGER):
             return int(value)
         as_float = float(value)
         if not math.isfinite(as_float) or Decimal(repr(as_float)) != value:

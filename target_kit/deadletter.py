@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from target_kit.files import now_text
 from target_kit.serialize import dumps, open_jsonl
 
 
@@ -24,7 +24,7 @@ class DeadLetterFile:
     ) -> None:
         line = dumps(
             {
-                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "at": now_text(),
                 "stream": stream,
                 "key": key,
                 "code": code,

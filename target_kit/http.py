@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from target_kit.pacing import RateLimiter
 from target_kit.secrets import redact
@@ -75,19 +76,53 @@ class RetryPolicy:
 
 
 def check_base_url(url: str, setting: str, allow_insecure_http: bool) -> str:
-    """Refuse plain http to anything but loopback, unless the user explicitly allows it."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"Setting '{setting}' must be an http(s) URL, got {url!r}.")
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+    """`url` as a base URL the credentials may be sent to, or a `ConfigError` naming `setting`.
+
+    It is read with urllib3's parser, the one that sends the requests: a check that read it
+    otherwise could see one host while the credentials went to another
+    (`http://192.0.2.2:18555\\@127.0.0.1:9` is loopback to `urlsplit`, 192.0.2.2 to urllib3).
+    A user name or password, a backslash, white space, a query or a fragment have no place in
+    a base URL: refused rather than interpreted. Plain http is refused to anything but
+    loopback, unless the user explicitly allows it.
+    """
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"Setting '{setting}' must be an http(s) URL.")
+    if "\\" in url or any(c.isspace() or not c.isprintable() for c in url):
         raise ConfigError(
-            f"Setting '{setting}' uses plain http:// to a non-loopback host ({parts.hostname}); "
+            f"Setting '{setting}' must not contain a backslash, white space or control "
+            f"characters, got {_shown(url)}."
+        )
+    try:
+        parts = parse_url(url)
+    except LocationParseError as exc:
+        raise ConfigError(f"Setting '{setting}' is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.host:
+        raise ConfigError(f"Setting '{setting}' must be an http(s) URL, got {_shown(url)}.")
+    if parts.auth is not None:
+        # Never echoed: the user-info part may be a password.
+        raise ConfigError(
+            f"Setting '{setting}' must not hold a user name or password (user@host); "
+            "credentials have settings of their own."
+        )
+    if parts.query is not None or parts.fragment is not None:
+        raise ConfigError(
+            f"Setting '{setting}' must not have a query or fragment, got {_shown(url)}."
+        )
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.host):
+        raise ConfigError(
+            f"Setting '{setting}' uses plain http:// to a non-loopback host ({parts.host}); "
             "use https://, or set 'allow_insecure_http' to true if you really mean it."
         )
     return url.rstrip("/")
 
 
+def _shown(url: str) -> str:
+    """The URL for an error message, unless it may hold a password (`user:password@host`)."""
+    return "a URL holding '@' (not shown)" if "@" in url else repr(url)
+
+
 def _is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()  # urllib3 keeps an IPv6 address in its brackets
     if host == "localhost":
         return True
     try:

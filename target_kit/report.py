@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from target_kit.files import now_text
 from target_kit.serialize import dumps, open_jsonl
 
 Action = Literal["created", "updated", "deleted", "skipped", "failed"]
@@ -58,6 +59,7 @@ class RunReport:
         self._lock = threading.Lock()
         self._file = None
         self.tallies: dict[str, StreamTally] = defaultdict(StreamTally)
+        self._at_second, self._at_text = 0, ""
 
     def record(
         self,
@@ -83,6 +85,7 @@ class RunReport:
                 if self._file is None:
                     self._file = open_jsonl(self.path)
                 line: dict[str, Any] = {
+                    "at": self._at(),
                     "stream": stream,
                     "key": key,
                     "id": destination_id,
@@ -100,6 +103,13 @@ class RunReport:
                 self._last_progress = now
         if due:
             self.progress()
+
+    def _at(self) -> str:
+        """The time for a report line: made once a second (keep_days reads it)."""
+        second = int(time.time())
+        if second != self._at_second:
+            self._at_second, self._at_text = second, now_text()
+        return self._at_text
 
     def note_ignored(self, stream: str, prop: str) -> None:
         """A record of `stream` broke its schema in `prop`, which nothing writes."""

@@ -11,6 +11,9 @@ from typing import Any, TextIO
 
 import msgspec
 
+from target_kit.bounds import MAX_DIGITS
+from target_kit.files import private_file
+
 _FAST = msgspec.json.Decoder(float_hook=Decimal)
 
 
@@ -28,6 +31,10 @@ def parse_json(text: str | bytes) -> Any:
 def jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         whole = value.is_finite() and value == value.to_integral_value()
+        if whole and value.adjusted() >= MAX_DIGITS:
+            # No JSON writer here takes an int this long, and building it takes seconds to
+            # minutes (1e200000): its own text keeps it, for a dead letter or a text field.
+            return str(value)
         return int(value) if whole else float(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
@@ -47,9 +54,9 @@ def dumps(value: Any) -> str:
 
 
 def open_jsonl(path: Path) -> TextIO:
-    """Open a JSON Lines file for appending, on a fresh line: a run killed mid-write may have
-    left half a line, which must not swallow the next run's first one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Open a JSON Lines file for appending (created 0600), on a fresh line: a run killed
+    mid-write may have left half a line, which must not swallow the next run's first one."""
+    private_file(path)  # it holds records: personal data
     file = path.open("a", encoding="utf-8")
     if file.tell() > 0:
         with path.open("rb") as existing:

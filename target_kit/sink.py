@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import logging
 from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.helpers._typing import get_datelike_property_type
 from singer_sdk.sinks import BatchSink
 
-from target_kit.validation import compiled_validator, violations
+from target_kit.validation import check_references, compiled_validator, violations
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
@@ -51,6 +52,11 @@ class PipelinedSink(BatchSink):
         self.checkpoint_name = f"{self.stream_name}#{next(_sink_numbers)}"
         self._skips_logged: set[str] = set()
         self._ignored_logged: set[str] = set()
+        # At debug level the SDK logs the whole pending batch, every record of it, on this
+        # logger for each record it takes ("Processed record: {...}"): a batch of 60 people's
+        # names and emails printed 60 times. INFO unless a logging config sets its level.
+        if self.logger.level == logging.NOTSET:
+            self.logger.setLevel(logging.INFO)
 
     def get_batch_processing_timer(self) -> Any:
         # The SDK times `process_batch`, which here only hands the batch to the dispatcher: a
@@ -79,6 +85,7 @@ class PipelinedSink(BatchSink):
 
     # Invalid records are dead-lettered, not fatal --------------------------------------------
     def get_validator(self) -> BaseJSONSchemaValidator | None:
+        check_references(self.schema, self.stream_name)  # before any validator follows one
         if self.validate_schema and not self.validate_field_string_format:
             return compiled_validator(self.schema)
         return super().get_validator()

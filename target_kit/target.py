@@ -27,10 +27,11 @@ from singer_sdk.exceptions import InvalidInputLine
 from singer_sdk.io_base import SingerReader
 
 from target_kit.deadletter import DeadLetterFile
+from target_kit.files import DEFAULT_DIR, expire_lines
 from target_kit.http import check_base_url
 from target_kit.pipeline import Checkpointer, Dispatcher
 from target_kit.report import RunReport
-from target_kit.secrets import install_redaction
+from target_kit.secrets import SecretMasking
 from target_kit.serialize import parse_json
 
 COMMON_SETTINGS = th.PropertiesList(
@@ -38,13 +39,21 @@ COMMON_SETTINGS = th.PropertiesList(
         "dead_letter_path",
         th.StringType,
         description="JSON Lines file that receives every record that could not be written, "
-        "with its stream, key and the reason. Created on the first failure.",
+        "with its stream, key and the reason. Created (0600: it holds personal data) on the "
+        "first failure. Default: output/<target>/dead-letters.jsonl in the working directory.",
     ),
     th.Property(
         "run_report_path",
         th.StringType,
-        description="JSON Lines file with one line per record: stream, source key, destination "
-        "id and created/updated/deleted/skipped/failed. Not written when unset.",
+        description="JSON Lines file with one line per record: time, stream, source key, "
+        "destination id and created/updated/deleted/skipped/failed. Created 0600. Not written "
+        "when unset.",
+    ),
+    th.Property(
+        "keep_days",
+        th.IntegerType(minimum=1),
+        description="Days a line stays in the run report and the dead-letter file: each run "
+        "starts by removing older lines. Unset: kept until removed by hand.",
     ),
     th.Property(
         "max_failed_records",
@@ -98,7 +107,7 @@ class NumberingReader(SingerReader):
             ) from None
 
 
-class PipelinedTarget(Target):
+class PipelinedTarget(SecretMasking, Target):
     """Base for our targets. Subclasses create `self.client` and implement their sinks."""
 
     message_reader_class = NumberingReader
@@ -110,17 +119,34 @@ class PipelinedTarget(Target):
         super().__init__(*args, **kwargs)
         self.max_parallelism = 1
         self.logger.addFilter(self._drain_notice_at_debug)
-        install_redaction(self.secrets())
         self._stdout_lock = threading.Lock()
         self._finished = False
         self.checkpointer = Checkpointer(self._emit_state)
         self.dispatcher = Dispatcher(self.checkpointer, int(self.config.get("max_in_flight", 4)))
-        dead_letter = self.config.get("dead_letter_path") or f"{self.name}-dead-letters.jsonl"
-        self.dead_letters = DeadLetterFile(Path(dead_letter))
+        dead_letter = Path(
+            self.config.get("dead_letter_path") or DEFAULT_DIR / self.name / "dead-letters.jsonl"
+        )
         report_path = self.config.get("run_report_path")
+        self._expire([dead_letter, *([Path(report_path)] if report_path else [])])
+        self.dead_letters = DeadLetterFile(dead_letter)
         self.report = RunReport(
             self.logger, Path(report_path) if report_path else None, self.ceiling_per_minute
         )
+
+    def _expire(self, paths: list[Path]) -> None:
+        """Lines older than `keep_days` leave the report and dead-letter files."""
+        keep_days = self.config.get("keep_days")
+        if not keep_days:
+            return
+        for path in paths:
+            removed = expire_lines(path, float(keep_days))
+            if removed:
+                self.logger.info(
+                    "Removed %d line(s) older than %s days from %s (keep_days)",
+                    removed,
+                    keep_days,
+                    path,
+                )
 
     def _drain_notice_at_debug(self, record: logging.LogRecord) -> bool:
         """The SDK's "Target sink for 'x' is full… Draining" comes before every batch (60
@@ -137,15 +163,6 @@ class PipelinedTarget(Target):
             "base_url",
             bool(self.config.get("allow_insecure_http")),
         )
-
-    def secrets(self) -> list[str]:
-        """Setting values that must never be printed (the `secret=True` ones)."""
-        props = self.config_jsonschema.get("properties", {})
-        return [
-            str(self.config[name])
-            for name, spec in props.items()
-            if spec.get("secret") and self.config.get(name)
-        ]
 
     # STATE ------------------------------------------------------------------------------------
     def _process_state_message(self, message_dict: dict) -> None:

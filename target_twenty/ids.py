@@ -33,6 +33,7 @@ from json.encoder import encode_basestring  # json.dumps' own, with ensure_ascii
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from target_kit.files import private_file
 from target_kit.serialize import dumps, jsonable
 
 _NAMESPACE = uuid.UUID("0c7c5d2e-6f5b-5e55-9a43-7477656e7479")
@@ -81,9 +82,9 @@ class IdStore:
     def __init__(self, path: Path, namespace: str) -> None:
         self.path = path
         self.namespace = namespace
-        path.parent.mkdir(parents=True, exist_ok=True)
         # A new file knows nothing of earlier runs: every record is looked up in Twenty.
         self.fresh = not path.exists()
+        private_file(path)  # 0600: its keys are personal data (SQLite gives its WAL the same)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -105,6 +106,10 @@ class IdStore:
         )
         self._db.execute(
             "CREATE INDEX IF NOT EXISTS holders_by_key ON holders (scope, stream, key)"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS links (scope TEXT, twenty_id TEXT, PRIMARY KEY"
+            " (scope, twenty_id)) WITHOUT ROWID"
         )
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS conflicts (scope TEXT, field TEXT, value TEXT,"
@@ -354,6 +359,20 @@ class IdStore:
                 (scope, *twenty_ids),
             ).fetchall()
         return dict(rows)
+
+    # Junction rows ------------------------------------------------------------------------
+    def note_links(self, scope: str, written: Iterable[str], forget: Iterable[str]) -> None:
+        """Junction rows the target wrote (and those it removed)."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO links VALUES (?,?)", [(scope, i) for i in written]
+            )
+            db.executemany(
+                "DELETE FROM links WHERE scope=? AND twenty_id=?", [(scope, i) for i in forget]
+            )
+
+    def written_links(self, scope: str, twenty_ids: Iterable[str]) -> set[str]:
+        return self._among("links", scope, twenty_ids)
 
     def waiting(self, scope: str, field_name: str, value: str) -> list[Holder]:
         """Records kept apart from (field, value), longest waiting first."""

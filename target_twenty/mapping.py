@@ -22,6 +22,15 @@ The `mappings` setting, per stream (every part optional):
   the source, and `listed_in_parent` (`"customers[].customer_id"`) names where the parent's
   record lists all of its children of this stream: a child row the parent no longer lists
   follows the same rule at the parent's next write.
+- `links`: records that attach to others through a junction object (a note or task to the
+  companies, people and opportunities it is about, through `noteTargets` / `taskTargets`):
+  `{"through": "noteTargets", "to": [{"stream": "companies", "field": "company_id"}, …]}`.
+  The record is written first (after what it links to, like any child), then one junction row
+  per linked record, under a stable id, so re-runs never duplicate a link. The junction's
+  columns are read from the workspace metadata (`settings.joinColumnName`), never assumed.
+- `create_when`: an expression; a record for which it is false only updates its row if the row
+  exists, and is never created (a task for a follow-up date that was cleared: marked done if
+  it exists, not made).
 - `source_key_field`: a text field of the object that receives the record's source key (e.g.
   `okkiId`), so people can find a row by it, and the target can tell which source record owns
   a row (`target_twenty.identity`) without its id map.
@@ -98,6 +107,9 @@ class Reference:
     on_parent_delete: ParentDeleteRule = "keep"
     # The parent record's list of its children of this stream: (list property, key property).
     listed_in_parent: tuple[str, str] | None = None
+    # A link through a junction object (`links`): `key` is the junction's column, not this
+    # object's; the record is written without it, the junction row after.
+    via_junction: bool = False
 
     def listed_children(self, parent: dict[str, Any]) -> set[str] | None:
         """Key texts of the children `parent` lists; None when it does not carry the list."""
@@ -122,6 +134,8 @@ class StreamMapping:
         references: list[Reference],
         source_key_field: str | None = None,
         missing: dict[str, Any] | None = None,
+        junction: Junction | None = None,
+        create_when: Expression | None = None,
     ) -> None:
         self.stream = stream
         self.object = obj
@@ -131,6 +145,20 @@ class StreamMapping:
         # Field name → what fills it, for fields the object lacks: created at the first SCHEMA
         # (setting `create_missing_fields`).
         self.missing = missing or {}
+        self.junction = junction
+        self.create_when = create_when
+
+    def _copy(self, fields: list[FieldMap] | None) -> StreamMapping:
+        return StreamMapping(
+            self.stream,
+            self.object,
+            fields,
+            self.references,
+            self.source_key_field,
+            None,
+            self.junction,
+            self.create_when,
+        )
 
     # Settings -----------------------------------------------------------------------------
     @classmethod
@@ -180,7 +208,19 @@ class StreamMapping:
             _reference(stream, obj, key, spec, workspace, mappings)
             for key, spec in (settings.get("references") or {}).items()
         ]
-        return cls(stream, obj, fields, references, source_key_field, missing)
+        junction = None
+        if settings.get("links"):
+            junction, links = _links(stream, obj, settings["links"], workspace, mappings)
+            references += links
+        create_when = None
+        if settings.get("create_when"):
+            try:
+                create_when = Expression(str(settings["create_when"]))
+            except ExpressionError as exc:
+                raise ConfigError(f"Setting '{where}.create_when': {exc}.") from None
+        return cls(
+            stream, obj, fields, references, source_key_field, missing, junction, create_when
+        )
 
     def with_created_fields(self) -> StreamMapping:
         """This mapping once the fields it lacked exist on its object."""
@@ -188,13 +228,7 @@ class StreamMapping:
         for name, source in self.missing.items():
             if source is not None:
                 fields.append(_field_map(self.stream, self.object, name, source))
-        return StreamMapping(
-            self.stream,
-            self.object,
-            fields if self.fields is not None else None,
-            self.references,
-            self.source_key_field,
-        )
+        return self._copy(fields if self.fields is not None else None)
 
     # Schema -------------------------------------------------------------------------------
     def for_schema(self, properties: dict[str, Any], key_properties: list[str]) -> StreamMapping:
@@ -216,7 +250,9 @@ class StreamMapping:
                         f"{where} has no property '{missing[0]}', which setting "
                         f"'mappings.{self.stream}.fields' {uses} Twenty field '{fm.path}'."
                     )
+            self._check_create_when(properties)
             return self
+        self._check_create_when(properties)
         fields = []
         for name in properties:
             if name == self.source_key_field:
@@ -233,9 +269,26 @@ class StreamMapping:
                     f" Map it with setting 'mappings.{self.stream}.fields', or drop it with "
                     f"stream_maps."
                 )
-        return StreamMapping(
-            self.stream, self.object, fields, self.references, self.source_key_field
+        return self._copy(fields)
+
+    def _check_create_when(self, properties: dict[str, Any]) -> None:
+        missing = sorted(
+            (self.create_when.inputs if self.create_when else set()) - properties.keys()
         )
+        if missing:
+            raise ConfigError(
+                f"Stream '{self.stream}' has no property '{missing[0]}', which setting "
+                f"'mappings.{self.stream}.create_when' reads."
+            )
+
+    def creates(self, record: dict[str, Any]) -> bool:
+        """Whether a record may create its row (`create_when`), not only update it."""
+        if self.create_when is None:
+            return True
+        try:
+            return bool(self.create_when(record))
+        except ExpressionError:
+            return False  # it cannot say yes: update only
 
     def field_types(self, properties: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """A definition for each field the object lacks, typed from the stream's schema:
@@ -247,6 +300,10 @@ class StreamMapping:
         if self.fields is None:
             return None
         read: set[str] = {s for r in self.references for s in r.sources}
+        if self.create_when is not None:
+            if self.create_when.reads_all:
+                return None
+            read |= self.create_when.inputs | self.create_when.record_keys
         for fm in self.fields:
             if fm.reads is None:
                 return None
@@ -437,3 +494,57 @@ def _field_type(properties: dict[str, Any], source: Any) -> dict[str, Any]:
     if types - {"null"} and types - {"null"} <= {"integer", "number"}:
         return {"type": "NUMBER"}
     return {"type": "TEXT"}
+
+
+@dataclass(frozen=True)
+class Junction:
+    """The junction object a stream's records link through, and its column for them."""
+
+    object: TwentyObject
+    own_column: str  # e.g. noteId
+
+
+def _links(
+    stream: str, obj: TwentyObject, spec: Any, workspace: Workspace, mappings: dict[str, Any]
+) -> tuple[Junction, list[Reference]]:
+    where = f"Setting 'mappings.{stream}.links'"
+    if not isinstance(spec, dict) or not spec.get("through") or not spec.get("to"):
+        raise ConfigError(
+            f'{where} needs {{"through": <junction object>, "to": [{{"stream", "field"}}, …]}}, '
+            f"got {spec!r}."
+        )
+    try:
+        junction = workspace.object(spec["through"])
+    except MetadataError as exc:
+        raise ConfigError(f"{where}.through: {exc}.") from None
+
+    def column_to(singular: str) -> str:
+        found = [
+            f.key for f in junction.fields.values() if f.type == "RELATION" and f.target == singular
+        ]
+        if not found:
+            relations = ", ".join(
+                f"{f.key} → {f.target}" for f in junction.fields.values() if f.type == "RELATION"
+            )
+            raise ConfigError(
+                f"{where}: '{junction.plural}' has no relation to {singular} (its relations: "
+                f"{relations or 'none'})."
+            )
+        return found[0]
+
+    own = column_to(obj.singular)
+    links = []
+    for target in spec["to"]:
+        if not isinstance(target, dict) or not target.get("stream") or not target.get("field"):
+            raise ConfigError(f'{where}.to: each needs {{"stream", "field"}}, got {target!r}.')
+        parent_object = (mappings.get(target["stream"]) or {}).get("object") or target["stream"]
+        try:
+            parent = workspace.object(parent_object)
+        except MetadataError as exc:
+            raise ConfigError(f"{where}.to (stream '{target['stream']}'): {exc}.") from None
+        sources = target["field"]
+        sources = (sources,) if isinstance(sources, str) else tuple(sources)
+        links.append(
+            Reference(column_to(parent.singular), target["stream"], sources, via_junction=True)
+        )
+    return Junction(junction, own), links

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("target_twenty")
 
 # Longest filter sent in one read: real servers cap the request line (8 KB behind nginx).
-MAX_FILTER = 2500
+MAX_FILTER = 2500  # see docs/api/twenty.md
 # Twenty lists soft-deleted rows when the filter names deletedAt; an upsert matches them too.
 WITH_DELETED = "or(deletedAt[is]:NULL,deletedAt[is]:NOT_NULL)"
 
@@ -61,15 +61,11 @@ class Ownership:
             return [Plan(e.id, e.body) for e in entries]
         values = {e.id: unique_values(self.obj, e.body) for e in entries}
         cache = self.store.holders(self.scope, (v for vs in values.values() for v in vs))
-        stream = self.stream
+        # An object that held no row when the run began holds only what this run wrote, and
+        # the id map knows all of that: only values it gave another record need a read.
+        empty = self.target.started_empty(self.obj)
         uncertain = [
-            e
-            for e in entries
-            if force_read
-            or self.store.fresh
-            or e.key is None
-            or e.id != stable_id(self.store.namespace, stream, e.key)
-            or any(cache.get(v) != Holder(stream, e.key, e.id) for v in values[e.id])
+            e for e in entries if force_read or self._uncertain(e, values[e.id], cache, empty)
         ]
         rows = self._read(uncertain) if uncertain else []
         aliases = self.store.aliased_rows(self.scope, (r["id"] for r in rows if "id" in r))
@@ -80,23 +76,29 @@ class Ownership:
             self.target.adopted_rows,  # type: ignore[arg-type]
             self.source_key_field,
         )
-        reading = {id(e) for e in uncertain}
-        plans = []
-        for entry in entries:
-            if id(entry) in reading:
-                stable = (
-                    stable_id(self.store.namespace, stream, entry.key)
-                    if entry.key is not None
-                    else entry.id
-                )
-                plans.append(planner.plan(Candidate(entry.key, entry.id, stable, entry.body)))
-                continue
-            plan = Plan(entry.id, dict(entry.body), holds=values[entry.id])
-            if self.source_key_field and entry.key is not None:
-                plan.body[self.source_key_field] = display_of_key(entry.key)
-            planner.claims.update((v, (entry.id, entry.key)) for v in plan.holds)
-            plans.append(plan)
-        return plans
+        # Every entry is planned, read or not: an earlier record of the batch may claim its
+        # values (the planner's claims).
+        return [planner.plan(Candidate(e.key, e.id, self._stable(e), e.body)) for e in entries]
+
+    def _stable(self, entry: Entry) -> str:
+        if entry.key is None:
+            return entry.id  # a content id: its own
+        return stable_id(self.store.namespace, self.stream, entry.key)
+
+    def _uncertain(
+        self,
+        entry: Entry,
+        values: list[UniqueValue],
+        cache: dict[UniqueValue, Holder],
+        empty: bool,
+    ) -> bool:
+        """Whether Twenty must be read to plan this entry."""
+        if entry.key is None or entry.id != self._stable(entry):
+            return True  # no key to own a row by, or an adopted or merged row
+        mine = Holder(self.stream, entry.key, entry.id)
+        if empty:
+            return any(v in cache and cache[v] != mine for v in values)
+        return self.store.fresh or any(cache.get(v) != mine for v in values)
 
     def _read(self, entries: list[Entry]) -> list[dict[str, Any]]:
         """Rows (soft-deleted ones too) with the entries' ids, owners or unique values."""

@@ -68,6 +68,7 @@ class Removal:
         return bool(
             self.obj.unique_fields()
             or self.mapping.source_key_field
+            or self.mapping.junction
             or self.target.dependants(self.stream)
         )
 
@@ -172,7 +173,20 @@ class Removal:
             )
         if released:
             self.target.ownership_of(self.mapping).give_away(released)
+        self._unlink_junctions([g.row["id"] for g in doomed])
         self._follow(doomed)
+
+    def _unlink_junctions(self, row_ids: list[str]) -> None:
+        """A deleted note or task takes its junction rows (its links) with it."""
+        junction = self.mapping.junction
+        if junction is None:
+            return
+        plural = junction.object.plural
+        for start in range(0, len(row_ids), 60):
+            chunk = row_ids[start : start + 60]
+            for row in self.client.find(plural, f"{junction.own_column}[in]:[{quoted(chunk)}]"):
+                self.client.delete(plural, row["id"])
+                self.store.note_links(junction.object.id, [], forget=[row["id"]])
 
     def _follow(self, doomed: list[Gone]) -> None:
         """Rows of other streams referencing the deleted rows follow `on_parent_delete`."""

@@ -58,6 +58,7 @@ class Item:
     id: str = ""
     note: str | None = None  # for the run report
     status: list[str] = field(default_factory=list)
+    links: dict[str, str | None] = field(default_factory=dict)  # junction column → parent id
 
 
 @dataclass
@@ -257,9 +258,31 @@ class TwentySink(PipelinedSink):
         items = [item for item in map(self._prepare, records) if item is not None]
         items = self._resolve_parents(items)
         entries = self._merge(self._assign_ids(items))
+        entries = self._updates_only_where_rows_exist(entries)
         entries = self._planned(entries)
         if entries:
             self._send(entries)
+
+    def _updates_only_where_rows_exist(self, entries: list[Entry]) -> list[Entry]:
+        """Records `create_when` says not to create are written only if their row exists."""
+        if self.mapping.create_when is None:
+            return entries
+        updates = [e for e in entries if not self.mapping.creates(e.items[-1].record)]
+        if not updates:
+            return entries
+        existing = self.target.client.existing(self.object.plural, [e.id for e in updates])
+        kept = []
+        for entry in entries:
+            if entry in updates and entry.id not in existing:
+                for item in entry.items:
+                    self.skip(
+                        item.record,
+                        f"no {self.object.singular} to update, and create_when is false for "
+                        "this record: nothing written",
+                    )
+            else:
+                kept.append(entry)
+        return kept
 
     def delete_records(self, records: list[dict]) -> None:
         keyed: dict[str, list[dict]] = {}  # key → its records (a key deleted twice: one call)
@@ -312,10 +335,12 @@ class TwentySink(PipelinedSink):
                 if ref.key not in item.parents:
                     continue
                 key = item.parents[ref.key]
+                # A link through a junction is written after the record, not into it.
+                target = item.links if ref.via_junction else item.payload
                 if key is None:
-                    item.payload[ref.key] = None
+                    target[ref.key] = None
                 elif twenty_ids[key] in present:
-                    item.payload[ref.key] = twenty_ids[key]
+                    target[ref.key] = twenty_ids[key]
                 elif twenty_ids[key] in deleted:
                     # The source deleted the parent but kept this record (OKKI keeps a deleted
                     # company's opportunities): write it, and leave the link as it was.
@@ -330,7 +355,7 @@ class TwentySink(PipelinedSink):
         for n, (ref, key) in orphans.items():
             reason = self._orphan_reason(ref, key)
             if rule == "load_unlinked" and not self.target.ids.arrived(ref.stream, [key]):
-                items[n].payload[ref.key] = None
+                (items[n].links if ref.via_junction else items[n].payload)[ref.key] = None
                 items[n].note = f"{reason}; loaded without the link (on_missing_parent)"
                 items[n].status.append("unlinked")
             elif rule == "skip" and not self.target.ids.arrived(ref.stream, [key]):
@@ -461,6 +486,8 @@ class TwentySink(PipelinedSink):
             self._report_written(entry, row)
         if released:
             self.ownership.give_away(released)
+        if self.mapping.junction is not None:
+            self._write_links(entries, rows)
         for ref in self.listings:
             self._check_listed(ref, entries, rows)
 
@@ -488,6 +515,32 @@ class TwentySink(PipelinedSink):
                 status=sorted(set(status)),
                 details=plan.details if plan and not later else None,
             )
+
+    def _write_links(self, entries: list[Entry], rows: list[dict[str, Any]]) -> None:
+        """One junction row per linked record, after the records themselves: stable ids (one
+        per record and column), so a re-run updates the same link instead of adding one."""
+        junction = self.mapping.junction
+        assert junction is not None
+        links, gone = [], []
+        for entry, row in zip(entries, rows, strict=True):
+            row_id = str(row.get("id") or entry.id)
+            for column, parent_id in entry.items[-1].links.items():
+                link_id = stable_id(
+                    self.target.ids.namespace,
+                    f"{self.stream_name}>{junction.object.plural}",
+                    key_text([entry.key or row_id, column]),
+                )
+                if parent_id is None:
+                    gone.append(link_id)
+                else:
+                    links.append({"id": link_id, junction.own_column: row_id, column: parent_id})
+        plural = junction.object.plural
+        for start in range(0, len(links), MAX_BATCH):
+            self.target.client.upsert(plural, links[start : start + MAX_BATCH])
+        # A link the record no longer has (its contact cleared): gone, if it was ever written.
+        for link_id in self.target.ids.written_links(junction.object.id, gone):
+            self.target.client.delete(plural, link_id)
+        self.target.ids.note_links(junction.object.id, [link["id"] for link in links], forget=gone)
 
     def _check_listed(self, ref: Reference, entries: list[Entry], rows: list[dict]) -> None:
         """Children of `ref`'s stream that a written parent no longer lists leave (or lose

@@ -10,6 +10,7 @@ aliases.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from target_twenty.held import Held, HeldRecords, Parent
 from target_twenty.ids import IdStore
 from target_twenty.mapping import Reference, StreamMapping
 from target_twenty.metadata import TwentyObject, Workspace
-from target_twenty.ownership import Ownership
+from target_twenty.ownership import WITH_DELETED, Ownership
 from target_twenty.sinks import TwentySink
 
 EXPRESSION = th.ObjectType(
@@ -145,10 +146,13 @@ SETTINGS = th.PropertiesList(
     th.Property(
         "id_map_path",
         th.StringType,
-        default="target-twenty-ids.sqlite3",
-        description="SQLite file remembering the ids of records Twenty matched to rows that "
-        "already existed (by domain or email), so later runs and references use them. Keep "
-        "it between runs.",
+        default="output/target-twenty/ids.sqlite3",
+        description="SQLite file where the target remembers its rows: the row each source key "
+        "was written to when it is not the key's own (a row made in Twenty that the record "
+        "adopted), which key holds each unique value and which records wait for one. A cache: "
+        "with `source_key_field` Twenty itself says which record owns a row, so losing the "
+        "file costs lookups, never a duplicate or a merge. Created 0600 (it holds source "
+        "keys).",
     ),
     th.Property(
         "id_namespace",
@@ -261,7 +265,7 @@ class TargetTwenty(PipelinedTarget):
                 "are not in the stream stay in Twenty."
             )
         self.ids = IdStore(
-            Path(cfg.get("id_map_path", "target-twenty-ids.sqlite3")),
+            Path(cfg.get("id_map_path") or "output/target-twenty/ids.sqlite3"),
             str(cfg.get("id_namespace", "")),
         )
         self._workspace: Workspace | None = None
@@ -270,7 +274,10 @@ class TargetTwenty(PipelinedTarget):
         self.parent_streams = {
             ref.get("stream")
             for spec in (cfg.get("mappings") or {}).values()
-            for ref in ((spec or {}).get("references") or {}).values()
+            for ref in [
+                *((spec or {}).get("references") or {}).values(),
+                *(((spec or {}).get("links") or {}).get("to") or []),
+            ]
             if isinstance(ref, dict)
         }
         self.held = HeldRecords()
@@ -282,6 +289,8 @@ class TargetTwenty(PipelinedTarget):
         self.on_missing_parent = str(cfg.get("on_missing_parent") or "dead_letter")
         self.create_missing_fields = bool(cfg.get("create_missing_fields", False))
         self.conflicts_said = 0  # unique-value conflicts warned about (the first 20 are)
+        self._empty: dict[str, bool] = {}  # object id → it held no row when the run began
+        self._empty_lock = threading.Lock()
 
     def _set_ceiling(self, per_window: int) -> None:
         window = float(self.config.get("rate_limit_window_seconds", 60))
@@ -361,6 +370,21 @@ class TargetTwenty(PipelinedTarget):
             for ref in mapping.references
             if ref.stream == stream
         ]
+
+    def started_empty(self, obj: TwentyObject) -> bool:
+        """Whether `obj` held no row at all (soft-deleted ones included) before this run wrote
+        to it: asked once per object, before its first write (`ownership.py`)."""
+        with self._empty_lock:
+            if obj.id not in self._empty:
+                rows = self.client.api.send(
+                    "GET",
+                    f"/rest/{obj.plural}",
+                    endpoint=f"GET /rest/{obj.plural}",
+                    params={"filter": WITH_DELETED, "limit": 1},
+                )
+                found = ((rows or {}).get("data") or {}).get(obj.plural) or []
+                self._empty[obj.id] = not found
+            return self._empty[obj.id]
 
     def ownership_of(self, mapping: StreamMapping) -> Ownership:
         return Ownership(self, mapping)

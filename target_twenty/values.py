@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import re
 import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from target_kit.bounds import DOUBLE_MAX, shown, within
 from target_kit.serialize import jsonable
 from target_twenty.metadata import TwentyField
 
@@ -114,10 +114,10 @@ def _number(f: TwentyField | None, value: Any, path: str) -> int | float:
     if isinstance(value, str) and NUMBER_TEXT.match(value):
         value = Decimal(value.strip())
     if isinstance(value, int | float | Decimal):
-        number = jsonable(value)
-        if isinstance(number, float) and not math.isfinite(number):  # NaN is no JSON number
-            raise BadValue(f"{path} expects a finite number, got {show(value)}")
-        return number
+        # Checked before `jsonable`, which would spend minutes turning 1e2000000 into an int.
+        if not within(value, DOUBLE_MAX):  # NaN is no JSON number either
+            raise BadValue(f"{path} expects a finite number within ±1.8e308, got {shown(value)}")
+        return jsonable(value)
     raise BadValue(f"{path} expects a number, got {show(value)}")
 
 

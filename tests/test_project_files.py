@@ -1,12 +1,19 @@
-"""meltano.yml and .env.example mirror what each plugin declares in its config_jsonschema."""
+"""meltano.yml and .env.example mirror what each plugin declares in its config_jsonschema;
+dependencies are locked and above their published fixes."""
 
 from __future__ import annotations
 
+import re
 import sys
+import tomllib
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -55,3 +62,63 @@ def test_readme_settings_tables_match_the_plugins() -> None:
 
     current = README.read_text()
     assert refreshed(current) == current, "run scripts/readme_settings.py"
+
+
+# Dependencies (issue 18, item 8) ---------------------------------------------------------------
+# Dependencies we call directly: the last version with a published vulnerability, the first
+# that fixes them all, and the advisories.
+FIXED = {
+    "urllib3": ("2.6.3", "2.7.0", "CVE-2025-66418/66471, CVE-2026-21441, CVE-2026-44431/44432"),
+    "simpleeval": ("1.0.4", "1.0.5", "CVE-2026-32640"),
+}
+
+
+def requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = [r for group in project["optional-dependencies"].values() for r in group]
+    return [Requirement(r) for r in [*project["dependencies"], *extras]]
+
+
+def lock(name: str) -> dict[str, Version]:
+    pins = {}
+    for line in (ROOT / name).read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            package, _, version = line.partition("==")
+            pins[canonicalize_name(package)] = Version(version)
+    return pins
+
+
+@pytest.mark.parametrize("package", FIXED)
+def test_dependency_floors_admit_no_version_with_a_published_vulnerability(package: str) -> None:
+    vulnerable, fixed, advisories = FIXED[package]
+    requirement = next(r for r in requirements() if r.name == package)
+    assert not requirement.specifier.contains(vulnerable), f"{requirement}: {advisories}"
+    assert requirement.specifier.contains(fixed)
+
+
+def test_the_lock_pins_every_dependency_within_its_requirement() -> None:
+    pins = lock("constraints.txt")
+    for requirement in requirements():
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not in constraints.txt: run `make lock`"
+        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]}: `make lock`"
+    assert lock("constraints-meltano.txt")[canonicalize_name("meltano")] == Version(
+        re.search(r"MELTANO_VERSION := (\S+)", (ROOT / "Makefile").read_text())[1]
+    )
+
+
+def test_make_and_meltano_install_from_the_lock() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert makefile.count("-c $(LOCK)") == 2  # the test and the benchmark environments
+    assert "-c $(MELTANO_LOCK)" in makefile
+    for plugin in OWN_PLUGINS:
+        assert meltano_plugin(plugin)["pip_url"] == "-e . -c constraints.txt", plugin
+
+
+def test_the_environment_running_the_tests_is_the_lock() -> None:
+    for name, pinned in lock("constraints.txt").items():
+        try:
+            installed = Version(metadata.version(name))
+        except metadata.PackageNotFoundError:
+            continue  # the benchmarks' extras, not installed for the tests
+        assert installed == pinned, f"{name} {installed} installed, {pinned} locked: make install"

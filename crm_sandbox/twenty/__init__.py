@@ -1,4 +1,4 @@
-"""A local emulator of the Twenty CRM REST API (contract: shared/api/twenty.md).
+"""A local emulator of the Twenty CRM REST API (what it implements: docs/api/twenty.md).
 
     TwentySandbox(seed=0, knobs=None)    demo key "twenty-demo-key"
 

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 ERROR_NAMES = {
     400: "BadRequestException",
     401: "UnauthorizedException",
+    403: "ForbiddenException",
     404: "NotFoundException",
     503: "ServiceUnavailableException",
 }

@@ -34,7 +34,12 @@ class TwentySandbox(Sandbox):
 
     def __init__(self, seed: int = 0, knobs: Knobs | None = None) -> None:
         super().__init__(seed, knobs)
-        defaults = {**DEFAULTS, "api_keys": [DEMO_KEY], "metadata_writes": True}
+        defaults = {
+            **DEFAULTS,
+            "api_keys": [DEMO_KEY],
+            "metadata_writes": True,
+            "junction_style": "plain",
+        }
         for key, value in defaults.items():
             self.knobs.extra.setdefault(key, value)
         self.limiter = RateLimiter(self.knobs)
@@ -51,7 +56,7 @@ class TwentySandbox(Sandbox):
         # depend on which tests ran before it.
         self.rng = random.Random(self.seed)
         self._burst_left = 0
-        self.workspace = Workspace()
+        self.workspace = Workspace(str(self.knobs.extra["junction_style"]))
         self.store = Store(self.workspace, random.Random(self.seed))
         self.limiter.clear()
         self.rejected_batches = 0

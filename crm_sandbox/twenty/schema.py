@@ -62,6 +62,8 @@ COMPOSITES: dict[str, dict[str, SubField]] = {
         "amountMicros": SubField(INTEGER, None),
         "currencyCode": SubField(TEXT, "", r"[A-Z]{3}", 'an ISO 4217 code ("USD")'),
     },
+    # A note's or task's body: `markdown` alone is enough to write (upstream fills the other).
+    "RICH_TEXT_V2": {"blocknote": SubField(TEXT, None), "markdown": SubField(TEXT, None)},
     "ACTOR": {
         "source": SubField(TEXT, "MANUAL"),
         "workspaceMemberId": SubField(TEXT, None),
@@ -223,8 +225,16 @@ def _one_to_many(name: str, target: str, inverse: str) -> Field:
 STAGES = ("NEW", "SCREENING", "MEETING", "PROPOSAL", "CUSTOMER")
 
 
-def standard_objects() -> list[ObjectType]:
-    """A fresh copy of the standard workspace (§7), as upstream Twenty v1 defines it."""
+TASK_STATUSES = ("TODO", "IN_PROGRESS", "DONE")
+# The relation names of noteTarget/taskTarget differ between Twenty versions: `company`
+# (joinColumnName companyId) in one, `targetCompany` (targetCompanyId) in another.
+JUNCTION_STYLES = {"plain": "", "morph": "target"}
+
+
+def standard_objects(junction_style: str = "plain") -> list[ObjectType]:
+    """A fresh copy of the standard workspace (§7), as upstream Twenty v1 defines it, with
+    notes and tasks and the junction objects that link them to companies, people and
+    opportunities (named as `junction_style` says)."""
     company = new_object(
         "company",
         "companies",
@@ -278,7 +288,43 @@ def standard_objects() -> list[ObjectType]:
         _one_to_many("ownedOpportunities", "opportunity", "owner"),
     )
     member.system = True
-    return [company, person, opportunity, member]
+    prefix = JUNCTION_STYLES[junction_style]
+    note = new_object(
+        "note",
+        "notes",
+        Field("title", "TEXT", default=""),
+        Field("bodyV2", "RICH_TEXT_V2", label="Body"),
+        _one_to_many("noteTargets", "noteTarget", "note"),
+    )
+    task = new_object(
+        "task",
+        "tasks",
+        Field("title", "TEXT", default=""),
+        Field("bodyV2", "RICH_TEXT_V2", label="Body"),
+        Field("dueAt", "DATE_TIME", label="Due Date"),
+        Field("status", "SELECT", default="TODO", options=TASK_STATUSES),
+        _many_to_one("assignee", "workspaceMember", "assignedTasks"),
+        _one_to_many("taskTargets", "taskTarget", "task"),
+    )
+    member.add(_one_to_many("assignedTasks", "task", "assignee"))
+    junctions = []
+    for kind, parent in (("noteTarget", note), ("taskTarget", task)):
+        links = {"company": company, "person": person, "opportunity": opportunity}
+        junction = new_object(
+            kind,
+            f"{kind}s",
+            _many_to_one(parent.singular, parent.singular, f"{kind}s"),
+            *(_many_to_one(_named(prefix, name), name, f"{kind}s") for name in links),
+        )
+        for name, target in links.items():
+            target.add(_one_to_many(f"{kind}s", kind, _named(prefix, name)))
+        junctions.append(junction)
+    return [company, person, opportunity, member, note, task, *junctions]
+
+
+def _named(prefix: str, name: str) -> str:
+    """`company`, or `targetCompany` with the prefix `target`."""
+    return f"{prefix}{name[:1].upper()}{name[1:]}" if prefix else name
 
 
 # The one workspace member every sandbox workspace has (upstream demo login).

@@ -57,8 +57,10 @@ RESERVED_PLURALS = {"batch", "metadata", "restore", "core"}
 
 
 class Workspace:
-    def __init__(self) -> None:
-        self.objects: dict[str, ObjectType] = {o.singular: o for o in standard_objects()}
+    def __init__(self, junction_style: str = "plain") -> None:
+        self.objects: dict[str, ObjectType] = {
+            o.singular: o for o in standard_objects(junction_style)
+        }
 
     def by_plural(self, plural: str) -> ObjectType | None:
         return next((o for o in self.objects.values() if o.plural == plural), None)

@@ -2,9 +2,11 @@
 
 What the reliability tests share:
 
-- `ReliabilityProject`: `tests.e2e.meltano_project.MeltanoProject` with credentials nobody else
-  uses (the sandboxes are told to accept them), `--log-level=debug` on every run, and a scan of
-  everything the run left behind for those secrets and for OKKI tokens;
+- `ReliabilityProject`: `tests.e2e.meltano_project.MeltanoProject` with `--log-level=debug` on
+  every run, and a scan of everything the run left behind for secrets and OKKI tokens. Its runs
+  use environment `dev`, which pins the sandboxes' demo credentials (nothing from the shell or
+  `.env` replaces them); plugins run directly (`tests.reliability.plugins`) use credentials
+  nobody else uses. The sandboxes are told to accept both, and only both;
 - `Pipeline`: the two pipelines of meltano.yml and their state ids;
 - `assert_holds_exactly_the_source`: the destination holds each OKKI record once, no more;
 - `assert_state_consistent`: what Meltano saved for a pipeline is a state the tap can resume
@@ -37,7 +39,10 @@ OKKI_CLIENT_ID = "reliability-client"
 OKKI_CLIENT_SECRET = "okki-secret-Qz7RX2vK9"
 TWENTY_API_KEY = "twenty-key-Hm4TpW8cL3"
 JIANDAOYUN_API_KEY = "jdy-key-Vb6NsY1dF5"
-SECRETS = (OKKI_CLIENT_SECRET, TWENTY_API_KEY, JIANDAOYUN_API_KEY)
+# What `dev` in meltano.yml pins for `meltano run` (the sandboxes' demo credentials).
+DEV_OKKI_CLIENT_ID = "demo-client-id"
+DEV_SECRETS = ("demo-client-secret", "twenty-demo-key", "jdy-demo-key")
+SECRETS = (OKKI_CLIENT_SECRET, TWENTY_API_KEY, JIANDAOYUN_API_KEY, *DEV_SECRETS)
 # The OKKI sandbox's tokens are JWT-shaped (crm_sandbox/okki/auth.py) and it does not reveal
 # the ones it issued: every one starts with this header, and the tap sends them as "Bearer …".
 TOKEN_PATTERNS = (
@@ -83,14 +88,17 @@ def start_secret_sandbox(companies: int, seed: int, host: str = "127.0.0.1") -> 
         "--host",
         host,
     )
-    accept_only_secret_credentials(sandbox)
+    accept_test_credentials(sandbox)
     return sandbox
 
 
-def accept_only_secret_credentials(sandbox: RunningSandbox) -> None:
-    sandbox.okki.knobs(extra={"clients": {OKKI_CLIENT_ID: OKKI_CLIENT_SECRET}})
-    sandbox.twenty.knobs(extra={"api_keys": [TWENTY_API_KEY]})
-    sandbox.jiandaoyun.knobs(extra={"api_keys": [JIANDAOYUN_API_KEY]})
+def accept_test_credentials(sandbox: RunningSandbox) -> None:
+    """The secret credentials above and those `dev` pins, no others."""
+    okki_dev, twenty_dev, jiandaoyun_dev = DEV_SECRETS
+    clients = {OKKI_CLIENT_ID: OKKI_CLIENT_SECRET, DEV_OKKI_CLIENT_ID: okki_dev}
+    sandbox.okki.knobs(extra={"clients": clients})
+    sandbox.twenty.knobs(extra={"api_keys": [TWENTY_API_KEY, twenty_dev]})
+    sandbox.jiandaoyun.knobs(extra={"api_keys": [JIANDAOYUN_API_KEY, jiandaoyun_dev]})
 
 
 def fresh(sandbox: RunningSandbox) -> None:
@@ -108,11 +116,11 @@ def fresh(sandbox: RunningSandbox) -> None:
         api.reset()
     sandbox.okki.knobs(extra={"revoke_tokens_after_requests": None, "force_error": None})
     sandbox.jiandaoyun.knobs(extra={"partial_failure_rate": 0.0})
-    accept_only_secret_credentials(sandbox)
+    accept_test_credentials(sandbox)
 
 
 class ReliabilityProject(MeltanoProject):
-    """The repository's Meltano project with the secret credentials, logging at debug level.
+    """The repository's Meltano project (environment `dev`), logging at debug level.
 
     `settings` are extra plugin settings as environment variables (`TAP_OKKI_PAGE_SIZE`…).
     Meltano 4.4.1 cannot pass `kind: decimal` settings given this way (it fails with "Object
@@ -122,14 +130,8 @@ class ReliabilityProject(MeltanoProject):
     def __init__(
         self, sandbox: RunningSandbox, workdir: Path, settings: dict[str, str] | None = None
     ) -> None:
-        credentials = {
-            "TAP_OKKI_CLIENT_ID": OKKI_CLIENT_ID,
-            "TAP_OKKI_CLIENT_SECRET": OKKI_CLIENT_SECRET,
-            "TARGET_TWENTY_API_KEY": TWENTY_API_KEY,
-            "TARGET_JIANDAOYUN_API_KEY": JIANDAOYUN_API_KEY,
-        }
         workdir.mkdir(parents=True, exist_ok=True)
-        super().__init__(sandbox, workdir, extra_env={**credentials, **(settings or {})})
+        super().__init__(sandbox, workdir, extra_env=dict(settings or {}))
 
     def start_pipeline(self, pipeline: Pipeline, *flags: str) -> tuple[subprocess.Popen, int]:
         """`meltano --log-level=debug run TAP TARGET` as the leader of its own process group."""

@@ -166,8 +166,9 @@ def run_plugin(
     workdir: Path,
     *args: str,
     timeout: float = 120,
+    cwd: Path | None = None,
 ) -> PluginRun:
-    """`PLUGIN --config FILE ARGS… < lines` with debug logging, to the end."""
+    """`PLUGIN --config FILE ARGS… < lines` with debug logging, to the end (in `cwd`)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "config.json"
     config_file.write_text(json.dumps(settings, ensure_ascii=False))
@@ -178,6 +179,7 @@ def run_plugin(
         text=True,
         timeout=timeout,
         env={**os.environ, **DEBUG},
+        cwd=cwd,
     )
     config_file.unlink()  # holds the key by design; it is not output
     return PluginRun(workdir, done.returncode, done.stdout, done.stderr)

@@ -1,5 +1,7 @@
 """Transport security of all three plugins (issue 8).
 
+- A base URL is read as urllib3, which sends the requests, reads it: one that hides its real
+  host behind a backslash is refused before any request.
 - A plain `http://` base URL to a host that is not loopback is refused before any request,
   naming the setting, unless `allow_insecure_http` is set; with it, the run works. The sandbox
   is served on this machine's own non-loopback address for that.
@@ -21,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from crm_sandbox.control import RunningSandbox
-from tests.reliability.pipelines import accept_only_secret_credentials, start_secret_sandbox
+from tests.reliability.pipelines import accept_test_credentials, start_secret_sandbox
 from tests.reliability.plugins import (
     COMPANY_SCHEMA,
     PLUGINS,
@@ -70,7 +72,7 @@ def test_plain_http_to_a_non_loopback_host_is_refused_before_any_request_unless_
     api = getattr(remote_sandbox, API[plugin])
     assert api.base_url.startswith("http://") and "127.0.0.1" not in api.base_url
     api.reset()
-    accept_only_secret_credentials(remote_sandbox)
+    accept_test_credentials(remote_sandbox)
     settings = config(remote_sandbox, plugin, tmp_path, base_url=api.base_url)
 
     refused = run_plugin(plugin, settings, INPUT[plugin], tmp_path)
@@ -88,6 +90,26 @@ def test_plain_http_to_a_non_loopback_host_is_refused_before_any_request_unless_
     else:
         assert held_keys(remote_sandbox, plugin) == {"c1"}
     assert allowed.leaked_secrets() == []
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_a_base_url_hiding_its_real_host_behind_a_backslash_is_refused_before_any_request(
+    remote_sandbox: RunningSandbox, tmp_path: Path, plugin: str
+) -> None:
+    api = getattr(remote_sandbox, API[plugin])
+    api.reset()
+    accept_test_credentials(remote_sandbox)
+    # `urlsplit` reads loopback 127.0.0.1:9 here; urllib3, which sends, reads the sandbox's
+    # non-loopback address: a check by the former let the secrets go there in clear text.
+    disguised = f"{api.base_url}\\@127.0.0.1:9"
+    settings = config(remote_sandbox, plugin, tmp_path, base_url=disguised)
+
+    refused = run_plugin(plugin, settings, INPUT[plugin], tmp_path)
+
+    assert refused.returncode != 0
+    assert "Setting 'base_url' must not contain a backslash" in refused.stderr
+    assert api.requests() == []
+    assert refused.leaked_secrets() == []
 
 
 # TLS ---------------------------------------------------------------------------------------------

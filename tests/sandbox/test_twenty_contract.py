@@ -884,6 +884,7 @@ def test_knobs_show_the_twenty_defaults(control: SandboxClient) -> None:
         "rate_limit_style": "headers",
         "announce_limits": False,
         "metadata_writes": True,
+        "junction_style": "plain",
         "api_keys": [DEMO_KEY],
     }
 
@@ -893,13 +894,15 @@ def test_records_stats_and_request_log(control: SandboxClient, api: Twenty) -> N
     api.call("DELETE", f"/rest/companies/{globex['id']}")
     api.batch("companies", [{"foo": 1}, {}, {}])
     records = control.records()
-    assert set(records) == {"companies", "people", "opportunities"}
+    objects = ["companies", "people", "opportunities", "notes", "tasks"]
+    objects += ["noteTargets", "taskTargets"]
+    assert set(records) == set(objects)
     assert [r["id"] for r in records["companies"]] == [acme["id"], globex["id"]]
     assert records["companies"][1]["deletedAt"] is not None
+    untouched = {"created": 0, "updated": 0, "deleted": 0}
     assert control.stats() == {
         "companies": {"created": 2, "updated": 0, "deleted": 1},
-        "people": {"created": 0, "updated": 0, "deleted": 0},
-        "opportunities": {"created": 0, "updated": 0, "deleted": 0},
+        **{plural: untouched for plural in objects[1:]},
         "rejected_batches": 1,
         "throttled": 0,
     }

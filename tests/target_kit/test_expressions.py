@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import time
 from decimal import Decimal
 
 import pytest
 
+from target_kit import expressions
 from target_kit.expressions import Expression, ExpressionError
 
 
@@ -57,3 +60,48 @@ def test_a_failing_expression_names_itself_and_the_cause() -> None:
 def test_expressions_cannot_reach_python_internals() -> None:
     with pytest.raises(ExpressionError):
         Expression("record.__class__")({"x": 1})
+
+
+# Limits ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("source", "record", "reason"),
+    [
+        ("int(amount * 1000000)", {"amount": Decimal("1e200000")}, "int() of a number of more"),
+        ("round(amount)", {"amount": Decimal("1e200000")}, "round() of a number of more"),
+        ("int(amount * 1000000)", {"amount": Decimal("1e2000000")}, "Overflow (a number out"),
+        ("''.join(['x' * 99999] * 1000)", {}, "join() would build 99,999,000 characters"),
+        ("'x'.ljust(10 ** 9)", {}, "ljust() would build 1,000,000,000 characters"),
+        ("('y' * 99999).replace('y', 'z' * 99999)", {}, "replace() would build"),
+        ("f'{name:>999999999}'", {"name": "a"}, "format width or precision over 1,000,000"),
+        ("'%0999999999d' % 1", {}, "format width or precision over 1,000,000"),
+        ("10 ** 4000000", {}, "a power of more than 4300 digits"),
+        ("(10 ** 2500) * (10 ** 2500)", {}, "a product of more than 4300 digits"),
+    ],
+)
+def test_an_expression_is_refused_before_it_builds_a_huge_text_or_number(
+    source: str, record: dict, reason: str
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(ExpressionError, match=re.escape(reason)):
+        Expression(source)(record)
+    assert time.monotonic() - started < 0.5
+
+
+def test_passing_on_a_long_text_of_the_record_is_no_growth() -> None:
+    name = " " + "n" * 2_000_000
+    assert Expression("name.strip()")({"name": name}) == name.strip()
+    assert Expression("record['name'][1:]")({"name": name}) == name[1:]
+
+
+def test_an_expression_stops_when_its_time_on_one_record_is_spent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 3,000 replacements in 100,000-character texts: a few tenths of a second unbounded.
+    slow = Expression("[len(x.replace('a', 'bb')) for x in [text] * 3000]")
+    monkeypatch.setattr(expressions, "SECONDS_PER_RECORD", 0.02)
+    started = time.monotonic()
+    with pytest.raises(ExpressionError, match=r"took more than 0\.02s on one record"):
+        slow({"text": "a" * 99_999})
+    assert time.monotonic() - started < 0.2
+    # The next record gets its own budget.
+    assert Expression("len(text)")({"text": "abc"}) == 3

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import pytest
 import requests
 
-from target_kit.http import ApiClient, ApiError, Outcome, RetryPolicy
+from target_kit.http import ApiClient, ApiError, ConfigError, Outcome, RetryPolicy, check_base_url
 from target_kit.pacing import RateLimiter
 from target_kit.transport import Environment, Transport
 
@@ -140,3 +140,50 @@ def test_a_slow_answer_is_a_read_timeout(server: str) -> None:
     transport = Transport(server, {}, timeout=(1.0, 0.2))
     with pytest.raises(requests.exceptions.ReadTimeout):
         transport.request("GET", f"{server}/slow")
+
+
+# The base URL check ------------------------------------------------------------------------------
+@pytest.mark.parametrize("allow_insecure_http", [False, True])
+def test_a_backslash_cannot_make_the_check_see_loopback_while_urllib3_sends_elsewhere(
+    allow_insecure_http: bool,
+) -> None:
+    # urllib3, which sends the request, reads host 192.0.2.2 here; urlsplit reads 127.0.0.1.
+    with pytest.raises(ConfigError, match="'base_url' must not contain a backslash"):
+        check_base_url("http://192.0.2.2:18555\\@127.0.0.1:9", "base_url", allow_insecure_http)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://admin:hunter2@127.0.0.1:9", "https://hunter2@api.twenty.com"]
+)
+def test_a_base_url_holding_a_user_or_password_is_refused_without_echoing_it(url: str) -> None:
+    with pytest.raises(ConfigError, match="user name or password") as refused:
+        check_base_url(url, "base_url", True)
+    assert "hunter2" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:9?@x.com", "http://127.0.0.1:9#@x.com", "http://127.0.0.1:9 ", "http:x.com"],
+)
+def test_a_base_url_with_a_query_fragment_space_or_no_host_is_refused(url: str) -> None:
+    with pytest.raises(ConfigError, match="'base_url'"):
+        check_base_url(url, "base_url", True)
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("http://127.0.0.1:8701/", "http://127.0.0.1:8701"),
+        ("http://localhost:8701", "http://localhost:8701"),
+        ("http://[::1]:8701", "http://[::1]:8701"),
+        ("https://api.twenty.com", "https://api.twenty.com"),
+    ],
+)
+def test_https_and_plain_http_to_loopback_are_accepted(url: str, allowed: str) -> None:
+    assert check_base_url(url, "base_url", False) == allowed
+
+
+def test_plain_http_to_another_host_is_refused_unless_allowed() -> None:
+    with pytest.raises(ConfigError, match=r"non-loopback host \(192\.0\.2\.2\)"):
+        check_base_url("http://192.0.2.2:18555", "base_url", False)
+    assert check_base_url("http://192.0.2.2:18555", "base_url", True) == "http://192.0.2.2:18555"

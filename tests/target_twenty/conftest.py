@@ -31,6 +31,7 @@ DEFAULT_KNOBS: dict[str, Any] = {
         "limit_per_second": 100,
         "rate_limit_style": "headers",
         "announce_limits": False,
+        "metadata_writes": True,
     },
 }
 

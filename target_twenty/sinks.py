@@ -318,11 +318,19 @@ class TwentySink(PipelinedSink):
         twenty_ids = store.ids(parent.id, stream, keys)
         present = store.present(parent.id, twenty_ids.values())
         deleted = store.deleted(parent.id, set(twenty_ids.values()) - present)
-        unknown = sorted(set(twenty_ids.values()) - present - deleted)
-        if unknown:  # written before this run, or never: ask Twenty
-            found = self.target.client.existing(parent.plural, unknown)
-            store.mark_present(parent.id, found)
-            present |= found
+        unknown = sorted(k for k, i in twenty_ids.items() if i not in present | deleted)
+        if unknown:  # written before this run (perhaps adopted), or never: ask Twenty
+            ownership = self.target.ownership_of(self.target.mapping(stream))
+            for key, row in ownership.rows_of_keys(unknown).items():
+                if row is None:
+                    continue
+                twenty_ids[key] = row["id"]
+                if row.get("deletedAt"):
+                    store.mark_deleted(parent.id, [row["id"]])
+                    deleted.add(row["id"])
+                else:
+                    store.mark_present(parent.id, [row["id"]])
+                    present.add(row["id"])
         return twenty_ids, present, deleted
 
     def _resolve_parents(self, items: list[Item]) -> list[Item]:
@@ -551,6 +559,8 @@ class TwentySink(PipelinedSink):
             if children is not None:
                 listed[str(row.get("id") or entry.id)] = children
         child = self.target.mapping(_stream_of(self.target, ref))
+        if self.target.started_empty(child.object):
+            return  # its rows are this run's, each written under the parent that lists it
         Removal(self.target, child).unlisted(ref, listed)
 
     def _fail(self, item: Item, reason: str, code: Any) -> None:

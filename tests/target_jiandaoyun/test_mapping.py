@@ -138,7 +138,12 @@ def test_a_bad_value_names_field_widget_and_subform_row() -> None:
 
 
 def test_key_widget_defaults_to_the_stream_key_and_is_written() -> None:
-    spec = {"app_id": "app", "entry_id": "customers", "fields": {}, "key_widget": "客户编号"}
+    spec = {
+        "app_id": "app",
+        "entry_id": "customers",
+        "fields": {"name": "客户名称"},
+        "key_widget": "客户编号",
+    }
     mapping = resolve("customers", spec, FORM, SCHEMA, key_properties=["id"])
     assert mapping.key is not None and mapping.key.source == "id"
     assert mapping.row({"id": "C9"}) == {"customer_id": {"value": "C9"}}
@@ -213,7 +218,10 @@ def test_the_key_may_be_computed() -> None:
     spec = {
         "app_id": "app",
         "entry_id": "customers",
-        "fields": {"code": {"widget": "客户编号", "expression": "'OKKI-' + str(id)"}},
+        "fields": {
+            "code": {"widget": "客户编号", "expression": "'OKKI-' + str(id)"},
+            "name": "客户名称",
+        },
         "key_widget": "客户编号",
         "key_field": "code",
     }

@@ -14,8 +14,10 @@ Upsert (when the stream has a key widget)
     The batch's keys are looked up with data/list and an `in` filter (200 values per call,
     paged by `data_id`, reading the mapped fields too); rows whose key exists are updated with
     data/update (several at once, paced at 20/s) unless they already hold the record's values
-    (a re-sent record: nothing to write), the others batch-created. Within a batch the last
-    record of a key wins. A key found on several rows updates the oldest and is reported.
+    (a re-sent record: nothing to write), the others batch-created. Within a batch the records
+    of a key are applied in order as one row (a later value wins; a widget a later record does
+    not carry keeps the earlier one's value). A key found on several rows updates the oldest
+    and is reported.
 
     An update is first made whole (`StreamMapping.for_update`): keyed subforms merged with the
     stored rows, a deletion mark lifted. A row created must give every widget the form marks
@@ -207,9 +209,15 @@ class FormWriter:
 
     # Upsert ------------------------------------------------------------------------------------
     def upsert(self, rows: Sequence[dict[str, Any]], keys: Sequence[Any]) -> list[RowResult]:
+        # The records of a key in one batch are applied in order as one row: a later value
+        # wins, and what a later (partial) record does not carry stays as the earlier one set.
         last: dict[Hashable, int] = {}
+        rows = list(rows)
         for index, key in enumerate(keys):
-            last[key_token(key)] = index  # the last record of a key wins
+            token = key_token(key)
+            if token in last:
+                rows[index] = {**rows[last[token]], **rows[index]}
+            last[token] = index
         winners = sorted(last.values())
         existing = self.find([keys[i] for i in winners], with_values=True)
         results: dict[int, RowResult] = {}

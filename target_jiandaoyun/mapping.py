@@ -256,6 +256,8 @@ class StreamMapping:
 
     def up_to_date(self, row: dict[str, Any], stored: dict[str, Any]) -> bool:
         """Whether the stored row (read shape) already holds every value `row` writes."""
+        if self.mark is not None and self.mark.widget.name in row and self.mark.on(stored):
+            return False  # a deletion mark to lift
         return holds_row(self.fields, row, stored, whole=False)
 
     def required_problem(self, row: dict[str, Any], creating: bool) -> str | None:

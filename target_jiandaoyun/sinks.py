@@ -61,8 +61,8 @@ class JiandaoyunSink(PipelinedSink):
             self.logger.warning(
                 "Stream '%s' → form %s appends (no key_widget): a retried batch is never "
                 "created twice, but a record sent again in a later run (the tap's look-back, a "
-                "re-run, a full refresh) creates another row. Set forms.%s.key_widget to update "
-                "rows instead",
+                "re-run, a full refresh) creates another row, unless its whole batch comes "
+                "again unchanged within the hour. Set forms.%s.key_widget to update rows instead",
                 stream,
                 form,
                 stream,

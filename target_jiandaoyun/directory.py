@@ -35,7 +35,9 @@ class Directory:
     shared: dict[str, set[Any]]  # key → values held by several members or departments
 
     @classmethod
-    def parse(cls, departments: Iterable[dict[str, Any]], members: Iterable[dict[str, Any]]):
+    def parse(
+        cls, departments: Iterable[dict[str, Any]], members: Iterable[dict[str, Any]]
+    ) -> Directory:
         index: dict[str, dict[Any, list[Any]]] = defaultdict(lambda: defaultdict(list))
         # The root is not in its own list, but is a department values may name.
         index["dept_no"][ROOT_DEPARTMENT].append(ROOT_DEPARTMENT)

@@ -12,6 +12,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -63,6 +64,7 @@ class LoggedRequest:
     batch_size: int | None = None  # records/rows in a write body, when the API has batches
     fault: str | None = None  # "5xx", "429-burst", "dropped", "spike" when injected
     code: int | None = None  # the API's own error code, when it has one
+    query: str = ""  # the query string, decoded (filters of find calls)
 
 
 class TokenBucket:
@@ -237,6 +239,7 @@ class SandboxMiddleware:
             await asyncio.sleep(seconds)
         fault = sb.pick_fault()
         entry = LoggedRequest(started, scope["method"], scope["path"], 0, 0.0)
+        entry.query = unquote_plus(scope.get("query_string", b"").decode("latin-1"))
         if fault == "429-burst":
             response = sb.throttled_response(retry_after=1.0 / sb.knobs.time_scale)
         elif fault == "5xx":

@@ -45,7 +45,7 @@ _UPSERT_ANSWER = msgspec.json.Decoder(dict[str, dict[str, list[_Upserted]]])
 _ENCODER = msgspec.json.Encoder()
 
 
-def encode_batch(records: list[dict[str, Any]]) -> bytes:
+def encode_batch(records: Any) -> bytes:
     """The batch as JSON by msgspec (an eighth of `json.dumps`'s time). Text msgspec cannot
     write as UTF-8 (a lone surrogate, which the SDK's reader lets through) goes by `json` as
     `\\uXXXX` escapes. Payloads hold JSON values only, numbers finite (`values.py`)."""
@@ -66,6 +66,11 @@ def _decode_upserted(content: bytes) -> Any:
         return msgspec.to_builtins(_UPSERT_ANSWER.decode(content))
     except (msgspec.DecodeError, msgspec.ValidationError):
         return json.loads(content)
+
+
+def quoted(values: list[str]) -> str:
+    """Values for an `in` filter: each double-quoted, quotes inside escaped."""
+    return ",".join(json.dumps(v, ensure_ascii=False) for v in values)
 
 
 def classify(response: Answer) -> Outcome:
@@ -209,16 +214,51 @@ class TwentyClient:
         found: set[str] = set()
         for start in range(0, len(ids), MAX_BATCH):  # 60 ids keep the URL short
             chunk = ids[start : start + MAX_BATCH]
-            quoted = ",".join(f'"{i}"' for i in chunk)
-            body = self.api.send(
-                "GET",
-                f"/rest/{plural}",
-                endpoint=f"GET /rest/{plural}",
-                params={"filter": f"id[in]:[{quoted}]", "limit": MAX_PAGE},
-            )
-            rows = ((body or {}).get("data") or {}).get(plural) or []
-            found.update(row["id"] for row in rows if isinstance(row, dict) and "id" in row)
+            rows = self.find(plural, f"id[in]:[{quoted(chunk)}]")
+            found.update(row["id"] for row in rows if "id" in row)
         return found
+
+    def find(self, plural: str, filter_text: str) -> list[dict[str, Any]]:
+        """Every row of `plural` matching `filter_text`, page after page (contract §3)."""
+        rows: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"filter": filter_text, "limit": MAX_PAGE}
+        while True:
+            body = self.api.send(
+                "GET", f"/rest/{plural}", endpoint=f"GET /rest/{plural}", params=params
+            )
+            page = ((body or {}).get("data") or {}).get(plural) or []
+            rows += [row for row in page if isinstance(row, dict)]
+            info = (body or {}).get("pageInfo") or {}
+            if not info.get("hasNextPage") or not info.get("endCursor") or not page:
+                return rows
+            params["starting_after"] = info["endCursor"]
+
+    def update(self, plural: str, twenty_id: str, values: dict[str, Any]) -> bool:
+        """Change some fields of one live row (contract §4); False when it is not live (404)."""
+        try:
+            self.api.send(
+                "PATCH",
+                f"/rest/{plural}/{twenty_id}",
+                endpoint=f"PATCH /rest/{plural}",
+                body=encode_batch(values),
+                headers={"Content-Type": "application/json"},
+            )
+        except ApiError as exc:
+            if exc.code == 404:
+                return False
+            raise
+        return True
+
+    def create_field(self, definition: dict[str, Any]) -> dict[str, Any]:
+        """Add a custom field to an object (contract §6.5); the new field's metadata."""
+        body = self.api.send(
+            "POST",
+            "/rest/metadata/fields",
+            body=json.dumps(definition).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        data = (body or {}).get("data", body) if isinstance(body, dict) else body
+        return data if isinstance(data, dict) else {}
 
     @property
     def calls(self) -> int:

@@ -1,10 +1,17 @@
-"""Stable Twenty ids for source records, and the aliases Twenty chose instead.
+"""Stable Twenty ids for source records, and what the target remembers of its rows.
 
 Each source record gets a UUIDv5 of (id namespace, stream, Singer key), sent as `id` with
-`?upsert=true`: re-runs, retries and replays update the same row. When Twenty matched the record
-to a row that already existed by a unique field (a company typed in by hand with the same
-domain), it answers with that row's id: an *alias*. Aliases are the only ids remembered, in a
-small SQLite file, so references resolve to the right row in this run and in later ones.
+`?upsert=true`: re-runs, retries and replays update the same row. A record the target wrote
+into a row that existed before (a company typed in by hand with the same domain: *adopted*, or
+another record's row under `on_unique_conflict: merge`) is written under that row's id: an
+*alias*, remembered in a small SQLite file (`id_map_path`) so references resolve to the right
+row in this run and in later ones.
+
+The file also remembers which source key holds each unique value the target wrote (a domain,
+an email) and which records wait for a value another key holds (a conflict), so later runs need
+no lookup for records whose values did not move, and a value a record releases goes to the one
+waiting for it. All of it is a cache: Twenty's rows say which source key owns them
+(`target_twenty.identity`), so losing the file costs lookups, never a duplicate or a merge.
 
 The file also keeps, for this run only (temporary tables, so memory stays flat), which parent
 records are known to be in Twenty, so a child batch needs no request to check its parents, and
@@ -24,11 +31,19 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from json.encoder import encode_basestring  # json.dumps' own, with ensure_ascii=False
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from target_kit.serialize import dumps, jsonable
 
 _NAMESPACE = uuid.UUID("0c7c5d2e-6f5b-5e55-9a43-7477656e7479")
+
+
+class Holder(NamedTuple):
+    """A source record holding (or waiting for) a unique value, and its row."""
+
+    stream: str
+    key: str
+    twenty_id: str
 
 
 def key_text(values: Sequence[Any]) -> str:
@@ -67,10 +82,15 @@ class IdStore:
         self.path = path
         self.namespace = namespace
         path.parent.mkdir(parents=True, exist_ok=True)
+        # A new file knows nothing of earlier runs: every record is looked up in Twenty.
+        self.fresh = not path.exists()
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process
+        # A small page cache: the file grows with the workspace, memory must not (invariant 13).
+        self._db.execute("PRAGMA cache_size=-256")
+        self._db.execute("PRAGMA temp.cache_size=-256")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS aliases (scope TEXT, stream TEXT, key TEXT,"
             " twenty_id TEXT NOT NULL, PRIMARY KEY (scope, stream, key)) WITHOUT ROWID"
@@ -78,6 +98,18 @@ class IdStore:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS deleted (scope TEXT, twenty_id TEXT, PRIMARY KEY"
             " (scope, twenty_id)) WITHOUT ROWID"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS holders (scope TEXT, field TEXT, value TEXT, stream TEXT,"
+            " key TEXT, twenty_id TEXT, PRIMARY KEY (scope, field, value)) WITHOUT ROWID"
+        )
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS holders_by_key ON holders (scope, stream, key)"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS conflicts (scope TEXT, field TEXT, value TEXT,"
+            " stream TEXT, key TEXT, twenty_id TEXT, since INTEGER,"
+            " PRIMARY KEY (scope, field, value, stream, key)) WITHOUT ROWID"
         )
         self._db.execute(
             "CREATE TEMP TABLE arrived (stream TEXT, key TEXT, PRIMARY KEY (stream, key))"
@@ -109,18 +141,26 @@ class IdStore:
     def save(
         self, scope: str, stream: str, written: Sequence[tuple[str | None, str]], keep: bool
     ) -> None:
-        """Remember the aliases among `written` (key, Twenty id) pairs, in one transaction.
+        """Remember where keys were written, among `written` (key, Twenty id) pairs, in one
+        transaction: an id other than the key's stable id is its alias; the stable id ends one.
 
         `keep`: also note the ids as present in Twenty for this run (records other streams
         reference).
         """
-        aliases = [
-            (scope, stream, k, i)
-            for k, i in written
-            if k is not None and i != stable_id(self.namespace, stream, k)
-        ]
+        aliases, own = [], []
+        for k, i in written:
+            if k is not None:
+                (own if i == stable_id(self.namespace, stream, k) else aliases).append((k, i))
         with self._transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO aliases VALUES (?,?,?,?)", aliases)
+            db.executemany(
+                "INSERT OR REPLACE INTO aliases VALUES (?,?,?,?)",
+                [(scope, stream, k, i) for k, i in aliases],
+            )
+            if own:
+                db.executemany(
+                    "DELETE FROM aliases WHERE scope=? AND stream=? AND key=?",
+                    [(scope, stream, k) for k, _ in own],
+                )
             if keep:
                 db.executemany(
                     "INSERT OR IGNORE INTO present VALUES (?,?)", [(scope, i) for _, i in written]
@@ -194,6 +234,136 @@ class IdStore:
                 (scope, *twenty_ids),
             ).fetchall()
         return {r[0] for r in rows}
+
+    # Aliases ------------------------------------------------------------------------------
+    def keys_at(self, scope: str, twenty_id: str) -> list[tuple[str, str]]:
+        """The (stream, key) pairs aliased to a row."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT stream, key FROM aliases WHERE scope=? AND twenty_id=?", (scope, twenty_id)
+            ).fetchall()
+
+    # Unique values ------------------------------------------------------------------------
+    def holders(
+        self, scope: str, values: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], Holder]:
+        """Who the target last gave each (field, value) to."""
+        found: dict[tuple[str, str], Holder] = {}
+        with self._lock:
+            for field_name, value in set(values):
+                row = self._db.execute(
+                    "SELECT stream, key, twenty_id FROM holders WHERE scope=? AND field=?"
+                    " AND value=?",
+                    (scope, field_name, value),
+                ).fetchone()
+                if row is not None:
+                    found[field_name, value] = Holder(*row)
+        return found
+
+    def held_by(
+        self, scope: str, stream: str, keys: Iterable[str]
+    ) -> dict[str, list[tuple[str, str]]]:
+        """The (field, value) pairs each key holds."""
+        keys = list(set(keys))
+        found: dict[str, list[tuple[str, str]]] = {}
+        if not keys:
+            return found
+        marks = ",".join("?" * len(keys))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT key, field, value FROM holders WHERE scope=? AND stream=?"
+                f" AND key IN ({marks})",
+                (scope, stream, *keys),
+            ).fetchall()
+        for key, field_name, value in rows:
+            found.setdefault(key, []).append((field_name, value))
+        return found
+
+    def remember(
+        self,
+        scope: str,
+        stream: str,
+        outcomes: Sequence[tuple[str, str, Sequence[tuple[str, str]], Sequence[tuple[str, str]]]],
+    ) -> None:
+        """After a batch: each (key, Twenty id, values it holds, values it waits for), in one
+        transaction. A key's earlier holdings and waits are replaced."""
+        keys = [(scope, stream, key) for key, _, _, _ in outcomes]
+        with self._transaction() as db:
+            db.executemany("DELETE FROM holders WHERE scope=? AND stream=? AND key=?", keys)
+            db.executemany("DELETE FROM conflicts WHERE scope=? AND stream=? AND key=?", keys)
+            db.executemany(
+                "INSERT OR REPLACE INTO holders VALUES (?,?,?,?,?,?)",
+                [
+                    (scope, f, v, stream, key, twenty_id)
+                    for key, twenty_id, holds, _ in outcomes
+                    for f, v in holds
+                ],
+            )
+            db.executemany(
+                "DELETE FROM conflicts WHERE scope=? AND field=? AND value=? AND stream=?"
+                " AND key=?",
+                [(scope, f, v, stream, key) for key, _, holds, _ in outcomes for f, v in holds],
+            )
+            waits = [
+                (scope, f, v, stream, key, twenty_id)
+                for key, twenty_id, _, waits in outcomes
+                for f, v in waits
+            ]
+            for row in waits:  # few: conflicts are rare
+                db.execute(
+                    "INSERT OR REPLACE INTO conflicts VALUES (?,?,?,?,?,?,"
+                    " (SELECT coalesce(max(since), 0) + 1 FROM conflicts))",
+                    row,
+                )
+
+    def add_hold(self, scope: str, holder: Holder, value: tuple[str, str]) -> None:
+        """A record kept apart from `value` was given it: it holds it, waits no more."""
+        field_name, text = value
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO holders VALUES (?,?,?,?,?,?)",
+                (scope, field_name, text, holder.stream, holder.key, holder.twenty_id),
+            )
+            db.execute(
+                "DELETE FROM conflicts WHERE scope=? AND field=? AND value=? AND stream=?"
+                " AND key=?",
+                (scope, field_name, text, holder.stream, holder.key),
+            )
+
+    def release(self, scope: str, stream: str, keys: Iterable[str]) -> None:
+        """These keys hold and wait for no unique value any more (deleted or unlinked)."""
+        rows = [(scope, stream, key) for key in keys]
+        with self._transaction() as db:
+            db.executemany("DELETE FROM holders WHERE scope=? AND stream=? AND key=?", rows)
+            db.executemany("DELETE FROM conflicts WHERE scope=? AND stream=? AND key=?", rows)
+
+    def unalias(self, scope: str, stream: str, keys: Iterable[str]) -> None:
+        rows = [(scope, stream, key) for key in keys]
+        with self._transaction() as db:
+            db.executemany("DELETE FROM aliases WHERE scope=? AND stream=? AND key=?", rows)
+
+    def aliased_rows(self, scope: str, twenty_ids: Iterable[str]) -> dict[str, str]:
+        """Row id → the key text of a record aliased to it (any stream), for these rows."""
+        twenty_ids = list(set(twenty_ids))
+        if not twenty_ids:
+            return {}
+        marks = ",".join("?" * len(twenty_ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT twenty_id, key FROM aliases WHERE scope=? AND twenty_id IN ({marks})",
+                (scope, *twenty_ids),
+            ).fetchall()
+        return dict(rows)
+
+    def waiting(self, scope: str, field_name: str, value: str) -> list[Holder]:
+        """Records kept apart from (field, value), longest waiting first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT stream, key, twenty_id FROM conflicts WHERE scope=? AND field=?"
+                " AND value=? ORDER BY since",
+                (scope, field_name, value),
+            ).fetchall()
+        return [Holder(*row) for row in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -17,7 +17,14 @@ The `mappings` setting, per stream (every part optional):
   record's id) and the sources of references. With `fields`, only what it lists is loaded.
 - `references`: a relation's join column ← the record of another stream whose Singer key is in
   this record's `field` (a list for a compound key). The parent is written first, and the
-  reference points at the id Twenty gave it.
+  reference points at the id Twenty gave it. `on_parent_delete` (`keep`, `unlink` or
+  `cascade`) says what happens to this stream's rows in Twenty when their parent is deleted at
+  the source, and `listed_in_parent` (`"customers[].customer_id"`) names where the parent's
+  record lists all of its children of this stream: a child row the parent no longer lists
+  follows the same rule at the parent's next write.
+- `source_key_field`: a text field of the object that receives the record's source key (e.g.
+  `okkiId`), so people can find a row by it, and the target can tell which source record owns
+  a row (`target_twenty.identity`) without its id map.
 
 Expressions see dates and date-times as ISO 8601 text, as the tap sent them (`"2026-03-01"`,
 `"2026-03-01T09:30:00+00:00"`; `target_kit.expressions` turns the SDK's parsed objects back),
@@ -41,12 +48,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 from target_kit import presence
 from target_kit.expressions import Expression, ExpressionError
 from target_kit.http import ConfigError
 from target_kit.sink import SDC_PREFIX
+from target_twenty.identity import unique_values
 from target_twenty.ids import key_text
 from target_twenty.metadata import READ_ONLY, MetadataError, TwentyField, TwentyObject, Workspace
 from target_twenty.values import BadValue, convert, convert_sub
@@ -77,11 +85,30 @@ class FieldMap:
         return f"expression {self.source!r}" if self.expression else self.source
 
 
+ParentDeleteRule = Literal["keep", "unlink", "cascade"]
+
+
 @dataclass(frozen=True)
 class Reference:
     key: str  # the join column, e.g. companyId
     stream: str  # the parent stream
     sources: tuple[str, ...]  # this record's properties holding the parent's Singer key
+    on_parent_delete: ParentDeleteRule = "keep"
+    # The parent record's list of its children of this stream: (list property, key property).
+    listed_in_parent: tuple[str, str] | None = None
+
+    def listed_children(self, parent: dict[str, Any]) -> set[str] | None:
+        """Key texts of the children `parent` lists; None when it does not carry the list."""
+        if self.listed_in_parent is None:
+            return None
+        prop, key = self.listed_in_parent
+        if prop not in parent or not isinstance(parent[prop], list | type(None)):
+            return None
+        return {
+            key_text([child[key]])
+            for child in parent[prop] or []
+            if isinstance(child, dict) and child.get(key) not in (None, "")
+        }
 
 
 class StreamMapping:
@@ -91,34 +118,81 @@ class StreamMapping:
         obj: TwentyObject,
         fields: list[FieldMap] | None,
         references: list[Reference],
+        source_key_field: str | None = None,
+        missing: dict[str, Any] | None = None,
     ) -> None:
         self.stream = stream
         self.object = obj
         self.fields = fields  # None until the schema fills the default mapping in
         self.references = references
+        self.source_key_field = source_key_field
+        # Field name → what fills it, for fields the object lacks: created at the first SCHEMA
+        # (setting `create_missing_fields`).
+        self.missing = missing or {}
 
     # Settings -----------------------------------------------------------------------------
     @classmethod
     def from_settings(
-        cls, stream: str, settings: dict[str, Any], workspace: Workspace, mappings: dict
+        cls,
+        stream: str,
+        settings: dict[str, Any],
+        workspace: Workspace,
+        mappings: dict,
+        create_missing: bool = False,
     ) -> StreamMapping:
         where = f"mappings.{stream}"
         try:
             obj = workspace.object(settings.get("object") or stream)
         except MetadataError as exc:
             raise ConfigError(f"Setting '{where}.object' (stream '{stream}'): {exc}.") from None
+        missing: dict[str, Any] = {}
+        source_key_field = settings.get("source_key_field") or None
+        if source_key_field is not None:
+            known = obj.fields.get(source_key_field)
+            if known is None and create_missing:
+                missing[source_key_field] = None  # a text field
+            elif known is None or known.type != "TEXT":
+                problem = "is not a field of" if known is None else f"is a {known.type} field of"
+                raise ConfigError(
+                    f"Setting '{where}.source_key_field': {source_key_field!r} {problem} Twenty "
+                    f"object '{obj.plural}'; it needs a TEXT field (create one, or set "
+                    "create_missing_fields)."
+                )
         fields = None
         if settings.get("fields") is not None:
-            fields = [
-                _field_map(stream, obj, path, source)
-                for path, source in _flat_fields(settings["fields"]).items()
-            ]
+            fields = []
+            for path, source in _flat_fields(settings["fields"]).items():
+                name = str(path).partition(".")[0]
+                if create_missing and name not in obj.fields and name not in READ_ONLY:
+                    if "." in str(path):
+                        raise ConfigError(
+                            f"Setting '{where}.fields' maps to '{path}', a sub-field of "
+                            f"'{name}', which object '{obj.plural}' lacks: "
+                            "create_missing_fields creates plain fields only."
+                        )
+                    missing[name] = source
+                    continue
+                fields.append(_field_map(stream, obj, path, source))
             _no_overlaps(stream, fields)
         references = [
             _reference(stream, obj, key, spec, workspace, mappings)
             for key, spec in (settings.get("references") or {}).items()
         ]
-        return cls(stream, obj, fields, references)
+        return cls(stream, obj, fields, references, source_key_field, missing)
+
+    def with_created_fields(self) -> StreamMapping:
+        """This mapping once the fields it lacked exist on its object."""
+        fields = list(self.fields or [])
+        for name, source in self.missing.items():
+            if source is not None:
+                fields.append(_field_map(self.stream, self.object, name, source))
+        return StreamMapping(
+            self.stream,
+            self.object,
+            fields if self.fields is not None else None,
+            self.references,
+            self.source_key_field,
+        )
 
     # Schema -------------------------------------------------------------------------------
     def for_schema(self, properties: dict[str, Any], key_properties: list[str]) -> StreamMapping:
@@ -143,6 +217,8 @@ class StreamMapping:
             return self
         fields = []
         for name in properties:
+            if name == self.source_key_field:
+                continue
             if name.startswith(SDC_PREFIX) or name == "id" or name in referenced:
                 continue
             twenty_field = self.object.fields.get(name)
@@ -155,7 +231,14 @@ class StreamMapping:
                     f" Map it with setting 'mappings.{self.stream}.fields', or drop it with "
                     f"stream_maps."
                 )
-        return StreamMapping(self.stream, self.object, fields, self.references)
+        return StreamMapping(
+            self.stream, self.object, fields, self.references, self.source_key_field
+        )
+
+    def field_types(self, properties: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """A definition for each field the object lacks, typed from the stream's schema:
+        NUMBER, SELECT or MULTI_SELECT where the schema says so, else TEXT."""
+        return {name: _field_type(properties, source) for name, source in self.missing.items()}
 
     def written_properties(self) -> frozenset[str] | None:
         """The properties the records' Twenty rows are made of (None: possibly all)."""
@@ -173,22 +256,24 @@ class StreamMapping:
         """The Twenty record (without id and references); raises `BadValue`."""
         body: dict[str, Any] = {}
         for fm, path in self._labelled_fields:
-            if not presence.carried(record, fm.source, fm.expression):
-                continue  # absent is not null: an update leaves the field alone
-            if fm.expression is None:
-                value = record[fm.source]
-            else:
-                try:
-                    value = fm.expression(record)
-                except ExpressionError as exc:
-                    raise BadValue(f"{path}: {exc}") from None
-            if fm.sub is None:
-                body[fm.field.key] = convert(fm.field, value, path)
-            else:
-                body.setdefault(fm.field.key, {})[fm.sub] = convert_sub(
-                    fm.field, fm.sub, value, path
-                )
+            self._put(body, fm, path, record)
         return body
+
+    @staticmethod
+    def _put(body: dict[str, Any], fm: FieldMap, path: str, record: dict[str, Any]) -> None:
+        if not presence.carried(record, fm.source, fm.expression):
+            return  # absent is not null: an update leaves the field alone
+        if fm.expression is None:
+            value = record[fm.source]
+        else:
+            try:
+                value = fm.expression(record)
+            except ExpressionError as exc:
+                raise BadValue(f"{path}: {exc}") from None
+        if fm.sub is None:
+            body[fm.field.key] = convert(fm.field, value, path)
+        else:
+            body.setdefault(fm.field.key, {})[fm.sub] = convert_sub(fm.field, fm.sub, value, path)
 
     @cached_property
     def _labelled_fields(self) -> list[tuple[FieldMap, str]]:
@@ -205,16 +290,22 @@ class StreamMapping:
             keys[ref.key] = None if any(v in (None, "") for v in values) else key_text(values)
         return keys
 
-    def unique_values(self, payload: dict[str, Any]) -> list[tuple[str, Any]]:
-        """The values of unique fields this record writes, as the server compares them."""
-        found = []
-        for f in self.object.unique_fields():
-            value = payload.get(f.key)
-            if f.unique_subfield and isinstance(value, dict):
-                value = value.get(f.unique_subfield)
-            if value not in (None, ""):
-                found.append((f.key, value))
-        return found
+    @cached_property
+    def _unique_field_maps(self) -> list[tuple[FieldMap, str]]:
+        unique = {f.key for f in self.object.unique_fields()}
+        return [(fm, path) for fm, path in self._labelled_fields if fm.field.key in unique]
+
+    def unique_values_of(self, record: dict[str, Any]) -> list[tuple[str, str]]:
+        """The unique values a record would write (its other fields are not computed)."""
+        if not self._unique_field_maps:
+            return []
+        body: dict[str, Any] = {}
+        for fm, path in self._unique_field_maps:
+            try:
+                self._put(body, fm, path, record)
+            except BadValue:
+                continue  # dead-lettered when the batch is written
+        return unique_values(self.object, body)
 
 
 def _field_map(stream: str, obj: TwentyObject, path: Any, source: Any) -> FieldMap:
@@ -287,6 +378,20 @@ def _reference(
     parent_stream = spec["stream"]
     sources = spec["field"]
     sources = (sources,) if isinstance(sources, str) else tuple(sources)
+    rule = spec.get("on_parent_delete") or "keep"
+    if rule not in ("keep", "unlink", "cascade"):
+        raise ConfigError(
+            f"{where}.on_parent_delete must be keep, unlink or cascade, got {rule!r}."
+        )
+    listed = None
+    if spec.get("listed_in_parent"):
+        prop, sep, child_key = str(spec["listed_in_parent"]).partition("[].")
+        if not sep or not prop or not child_key:
+            raise ConfigError(
+                f"{where}.listed_in_parent names the parent's list and the key in it, like "
+                f"'customers[].customer_id'; got {spec['listed_in_parent']!r}."
+            )
+        listed = (prop, child_key)
     parent_object = (mappings.get(parent_stream) or {}).get("object") or parent_stream
     target = workspace.by_singular(twenty_field.target) if twenty_field.target else None
     if target is not None and target.plural != parent_object:
@@ -294,7 +399,7 @@ def _reference(
             f"{where}: '{key}' points to {target.plural}, but stream '{parent_stream}' loads "
             f"'{parent_object}'."
         )
-    return Reference(key, parent_stream, sources)
+    return Reference(key, parent_stream, sources, rule, listed)
 
 
 def _flat_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -311,3 +416,22 @@ def _flat_fields(fields: dict[str, Any]) -> dict[str, Any]:
         else:
             flat[path] = source
     return flat
+
+
+def _field_type(properties: dict[str, Any], source: Any) -> dict[str, Any]:
+    """A custom field definition for what fills it: a source property or an expression."""
+    prop = properties.get(source) if isinstance(source, str) else None
+    if not isinstance(prop, dict):
+        return {"type": "TEXT"}
+    types = prop.get("type", [])
+    types = {types} if isinstance(types, str) else set(types)
+    if prop.get("enum") and types <= {"string", "null"}:
+        options = [v for v in prop["enum"] if isinstance(v, str) and v]
+        return {"type": "SELECT", "options": options} if options else {"type": "TEXT"}
+    items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
+    if "array" in types and items.get("enum"):
+        options = [v for v in items["enum"] if isinstance(v, str) and v]
+        return {"type": "MULTI_SELECT", "options": options} if options else {"type": "TEXT"}
+    if types - {"null"} and types - {"null"} <= {"integer", "number"}:
+        return {"type": "NUMBER"}
+    return {"type": "TEXT"}

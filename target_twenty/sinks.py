@@ -36,7 +36,10 @@ from target_kit.http import ConfigError, RejectedError
 from target_kit.sink import PipelinedSink, is_deleted
 from target_twenty.client import MAX_BATCH
 from target_twenty.held import Held, Parent
+from target_twenty.identity import Plan
 from target_twenty.ids import content_key, key_text, stable_id
+from target_twenty.ownership import Ownership
+from target_twenty.removal import Removal
 from target_twenty.values import BadValue
 
 if TYPE_CHECKING:
@@ -54,6 +57,7 @@ class Item:
     parents: dict[str, str | None] = field(default_factory=dict)  # join column → parent key
     id: str = ""
     note: str | None = None  # for the run report
+    status: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -63,6 +67,12 @@ class Entry:
     id: str
     body: dict[str, Any]
     items: list[Item]
+    plan: Plan | None = None  # what identity planning decided (`ownership.py`)
+    planned_from: Entry | None = None  # the entry before planning (its own id and body)
+
+    @property
+    def key(self) -> str | None:
+        return self.items[-1].key
 
 
 class TwentySink(PipelinedSink):
@@ -71,10 +81,20 @@ class TwentySink(PipelinedSink):
 
     def setup(self) -> None:
         super().setup()
-        self.mapping: StreamMapping = self.target.mapping(self.stream_name).for_schema(
-            self.schema.get("properties") or {}, list(self.key_properties or [])
+        properties = self.schema.get("properties") or {}
+        mapping = self.target.mapping(self.stream_name)
+        if mapping.missing:  # create_missing_fields: before any record is written
+            mapping = self.target.create_fields(mapping, properties)
+        self.mapping: StreamMapping = mapping.for_schema(
+            properties, list(self.key_properties or [])
         )
         self.object = self.mapping.object
+        self.ownership = Ownership(self.target, self.mapping)
+        self.removal = Removal(self.target, self.mapping)
+        # References of other streams whose parent records list their children here.
+        self.listings = [
+            ref for _, ref in self.target.dependants(self.stream_name) if ref.listed_in_parent
+        ]
         self.is_parent = self.stream_name in self.target.parent_streams
         if self.is_parent and not self.key_properties:
             raise ConfigError(
@@ -98,7 +118,10 @@ class TwentySink(PipelinedSink):
         )
 
     def written_properties(self) -> frozenset[str] | None:
-        return self.mapping.written_properties()
+        written = self.mapping.written_properties()
+        if written is None:
+            return None
+        return written | {ref.listed_in_parent[0] for ref in self.listings}  # type: ignore[index]
 
     @property
     def max_size(self) -> int:
@@ -210,7 +233,18 @@ class TwentySink(PipelinedSink):
                     self.target.drain_one(sink)
 
     def batch_keys(self, records: list[dict]) -> list[Hashable]:
-        return [(self.stream_name, k) for k in map(self.key_text, records) if k is not None]
+        """Its records' keys, and the unique values they write or hold now: two batches that
+        touch one domain or email are written one after the other, so the second sees who
+        holds it (`ownership.py`)."""
+        keys = [k for k in map(self.key_text, records) if k is not None]
+        held: list[Hashable] = [(self.stream_name, k) for k in keys]
+        if self.ownership.active:
+            scope = self.object.id
+            for record in records:
+                held += [("unique", scope, *v) for v in self.mapping.unique_values_of(record)]
+            for values in self.target.ids.held_by(scope, self.stream_name, keys).values():
+                held += [("unique", scope, *v) for v in values]
+        return held
 
     def batch_needs(self, records: list[dict]) -> list[Hashable]:
         """The parents' keys; a parent still buffered in its sink is sent now, first."""
@@ -223,8 +257,9 @@ class TwentySink(PipelinedSink):
         items = [item for item in map(self._prepare, records) if item is not None]
         items = self._resolve_parents(items)
         entries = self._merge(self._assign_ids(items))
-        for group in self._rounds(entries):
-            self._send(group)
+        entries = self._planned(entries)
+        if entries:
+            self._send(entries)
 
     def delete_records(self, records: list[dict]) -> None:
         keyed: dict[str, list[dict]] = {}  # key → its records (a key deleted twice: one call)
@@ -238,17 +273,8 @@ class TwentySink(PipelinedSink):
                 )
             else:
                 keyed.setdefault(key, []).append(record)
-        ids = self.target.ids.ids(self.object.id, self.stream_name, list(keyed))
-        for key, same_key in keyed.items():
-            twenty_id = ids[key]
-            found = self.target.client.delete(self.object.plural, twenty_id)
-            # Noted before the batch is acknowledged, as aliases are.
-            self.target.ids.mark_deleted(self.object.id, [twenty_id])
-            reason = None if found else "not in Twenty (never loaded, or deleted already)"
-            for record in same_key:
-                self.target.report.record(
-                    self.stream_name, self.key_of(record), "deleted", twenty_id, reason
-                )
+        if keyed:
+            self.removal.delete_keys(keyed, self.key_of)
 
     def _prepare(self, record: dict[str, Any]) -> Item | None:
         item = Item(record, self.key_text(record))
@@ -299,9 +325,21 @@ class TwentySink(PipelinedSink):
                     )
                 else:
                     orphans.setdefault(n, (ref, key))
+        rule = self.target.on_missing_parent
+        dropped = set()
         for n, (ref, key) in orphans.items():
-            self._fail(items[n], self._orphan_reason(ref, key), "missing-parent")
-        return [item for n, item in enumerate(items) if n not in orphans]
+            reason = self._orphan_reason(ref, key)
+            if rule == "load_unlinked" and not self.target.ids.arrived(ref.stream, [key]):
+                items[n].payload[ref.key] = None
+                items[n].note = f"{reason}; loaded without the link (on_missing_parent)"
+                items[n].status.append("unlinked")
+            elif rule == "skip" and not self.target.ids.arrived(ref.stream, [key]):
+                self.skip(items[n].record, f"{reason} (on_missing_parent: skip)")
+                dropped.add(n)
+            else:
+                self._fail(items[n], reason, "missing-parent")
+                dropped.add(n)
+        return [item for n, item in enumerate(items) if n not in dropped]
 
     def _orphan_reason(self, ref: Reference, key: str) -> str:
         missing = f"{ref.key}: the '{ref.stream}' record with key {key} is not in Twenty"
@@ -340,68 +378,141 @@ class TwentySink(PipelinedSink):
                 entry.items.append(item)
         return list(entries.values())
 
-    def _rounds(self, entries: list[Entry]) -> list[list[Entry]]:
-        """Split entries so that no call holds one unique value (email, domain) twice."""
-        rounds: list[tuple[list[Entry], dict[Any, str]]] = []
-        for entry in entries:
-            values = self.mapping.unique_values(entry.body)
-            free = [r for r in rounds if all(r[1].get(v, entry.id) == entry.id for v in values)]
-            if not free:
-                rounds.append(([], {}))
-                free = rounds[-1:]
-            group, claimed = free[0]
-            group.append(entry)
-            claimed.update((v, entry.id) for v in values)
-        return [group for group, _ in rounds]
+    def _planned(self, entries: list[Entry], force_read: bool = False) -> list[Entry]:
+        """Entries as identity planning decided (`identity.py`): their rows, their bodies; those
+        that became one row merged, those refused dead-lettered."""
+        planned: dict[str, Entry] = {}
+        for entry, plan in zip(entries, self.ownership.plan(entries, force_read), strict=True):
+            if plan.dead_letter:
+                for item in entry.items:
+                    self._fail(item, plan.dead_letter, "unique-conflict")
+                continue
+            self._say_conflicts(entry, plan)
+            same = planned.get(plan.id)
+            if same is None:
+                planned[plan.id] = Entry(plan.id, plan.body, list(entry.items), plan, entry)
+            else:  # merged into a row another record of the batch writes
+                same.body.update(plan.body)
+                same.items += entry.items
+                assert same.plan is not None
+                same.plan.status = sorted(set(same.plan.status) | set(plan.status))
+                same.plan.notes += plan.notes
+        return list(planned.values())
 
-    def _send(self, entries: list[Entry]) -> None:
+    def _say_conflicts(self, entry: Entry, plan: Plan) -> None:
+        """One WARNING per conflict (the first 20 of the run; then a count at the end)."""
+        for conflict in plan.conflicts:
+            if self.target.conflicts_said < 20:
+                self.logger.warning(
+                    "Stream '%s': record %s: %s %r is held by %s (row %s) — %s.",
+                    self.stream_name,
+                    entry.key,
+                    conflict["field"],
+                    conflict["value"],
+                    f"record {conflict['held_by']}" if conflict["held_by"] else "another row",
+                    conflict["held_by_row"],
+                    {
+                        "keep_apart": "written as its own row without it",
+                        "merge": "merged into that row",
+                        "dead_letter": "dead-lettered",
+                    }[self.target.on_unique_conflict],
+                )
+            self.target.conflicts_said += 1
+
+    def _send(self, entries: list[Entry], replanned: bool = False) -> None:
         try:
             rows = self.target.client.upsert(
                 self.object.plural, [{"id": e.id, **e.body} for e in entries]
             )
         except RejectedError as exc:
             if len(entries) == 1:
-                for item in entries[0].items:
-                    self._fail(item, f"Twenty refused it: {exc.message}", exc.code)
+                self._refused(entries[0], exc, replanned)
                 return
             half = len(entries) // 2  # find the refused record(s); the others load
-            self._send(entries[:half])
-            self._send(entries[half:])
+            self._send(entries[:half], replanned)
+            self._send(entries[half:], replanned)
             return
         self._written(entries, rows)
 
+    def _refused(self, entry: Entry, exc: RejectedError, replanned: bool) -> None:
+        """A record Twenty refused alone. A unique value someone took since the id map last
+        looked is planned again from a fresh read, once; anything else is dead-lettered."""
+        source = entry.planned_from
+        if not replanned and source is not None and _unique_clash(exc.message):
+            again = self._planned([source], force_read=True)
+            if again:
+                self._send(again, replanned=True)
+            return
+        for item in entry.items:
+            self._fail(item, f"Twenty refused it: {exc.message}", exc.code)
+
     def _written(self, entries: list[Entry], rows: list[dict[str, Any]]) -> None:
         written = []
+        outcomes: dict[str, tuple[Plan, str]] = {}  # key → its plan and row
         for entry, row in zip(entries, rows, strict=True):
             row_id = str(row.get("id") or entry.id)
             written += [(item.key, row_id) for item in entry.items]
+            plan = entry.plan or Plan(entry.id, entry.body)
+            outcomes.update((i.key, (plan, row_id)) for i in entry.items if i.key is not None)
         # Saved before the batch is acknowledged: a later STATE never outruns an alias.
         self.target.ids.save(self.object.id, self.stream_name, written, keep=self.is_parent)
+        released = self.ownership.remember(outcomes)
         for entry, row in zip(entries, rows, strict=True):
-            row_id = str(row.get("id") or entry.id)
-            created = row.get("createdAt") is not None and row.get("createdAt") == row.get(
-                "updatedAt"
+            self._report_written(entry, row)
+        if released:
+            self.ownership.give_away(released)
+        for ref in self.listings:
+            self._check_listed(ref, entries, rows)
+
+    def _report_written(self, entry: Entry, row: dict[str, Any]) -> None:
+        row_id = str(row.get("id") or entry.id)
+        created = row.get("createdAt") is not None and row.get("createdAt") == row.get("updatedAt")
+        plan = entry.plan
+        notes = list(plan.notes) if plan else []
+        if row_id != entry.id:  # Twenty matched another row than planned (no read was made)
+            notes.append(
+                f"Twenty matched an existing {self.object.singular} ({row_id}) by a unique "
+                f"field; it is this record's {self.object.singular} from now on"
             )
-            reason = None
-            if row_id != entry.id:
-                reason = (
-                    f"Twenty matched an existing {self.object.singular} ({row_id}) by a unique "
-                    f"field; it is this record's {self.object.singular} from now on"
-                )
-                self.logger.info(
-                    "Stream '%s', key %s: %s.", self.stream_name, entry.items[-1].key, reason
-                )
-            for n, item in enumerate(entry.items):
-                later = n < len(entry.items) - 1
-                self.target.report.record(
-                    self.stream_name,
-                    self.key_of(item.record),
-                    "created" if created and n == 0 else "updated",
-                    row_id,
-                    "merged with a later version of this record in the same batch"
-                    if later
-                    else "; ".join(filter(None, (reason, item.note))) or None,
-                )
+        for n, item in enumerate(entry.items):
+            later = n < len(entry.items) - 1
+            status = [*(plan.status if plan else []), *item.status]
+            self.target.report.record(
+                self.stream_name,
+                self.key_of(item.record),
+                "created" if created and n == 0 else "updated",
+                row_id,
+                "merged with a later version of this record in the same batch"
+                if later
+                else "; ".join(filter(None, (*notes, item.note))) or None,
+                status=sorted(set(status)),
+                details=plan.details if plan and not later else None,
+            )
+
+    def _check_listed(self, ref: Reference, entries: list[Entry], rows: list[dict]) -> None:
+        """Children of `ref`'s stream that a written parent no longer lists leave (or lose
+        their link), per `on_parent_delete`."""
+        listed: dict[str, set[str]] = {}
+        for entry, row in zip(entries, rows, strict=True):
+            children = ref.listed_children(entry.items[-1].record)
+            if children is not None:
+                listed[str(row.get("id") or entry.id)] = children
+        child = self.target.mapping(_stream_of(self.target, ref))
+        Removal(self.target, child).unlisted(ref, listed)
 
     def _fail(self, item: Item, reason: str, code: Any) -> None:
         self.reject(item.record, reason, code)
+
+
+def _unique_clash(message: str) -> bool:
+    """Whether Twenty refused a record over a unique value (upsert or database wording)."""
+    text = message.lower()
+    return "multiple records" in text or "duplicate" in text or "unique" in text
+
+
+def _stream_of(target: TargetTwenty, ref: Reference) -> str:
+    """The stream whose mapping holds `ref`."""
+    for mapping, other in target.dependants(ref.stream):
+        if other is ref:
+            return mapping.stream
+    raise LookupError(ref)

@@ -16,12 +16,14 @@ from typing import Any
 
 from singer_sdk import typing as th
 
+from target_kit.http import ApiError, ConfigError
 from target_kit.target import COMMON_SETTINGS, PipelinedTarget
 from target_twenty.client import MAX_BATCH, TwentyClient
 from target_twenty.held import Held, HeldRecords, Parent
 from target_twenty.ids import IdStore
-from target_twenty.mapping import StreamMapping
+from target_twenty.mapping import Reference, StreamMapping
 from target_twenty.metadata import TwentyObject, Workspace
+from target_twenty.ownership import Ownership
 from target_twenty.sinks import TwentySink
 
 EXPRESSION = th.ObjectType(
@@ -35,6 +37,22 @@ REFERENCE = th.ObjectType(
         required=True,
         description="This record's property holding the parent's Singer key (for a compound "
         "key, a list of properties in the order of the parent's key properties).",
+    ),
+    th.Property(
+        "on_parent_delete",
+        th.StringType(allowed_values=["keep", "unlink", "cascade"]),
+        default="keep",
+        description="What happens to this stream's rows in Twenty (those a source record "
+        "owns) when their parent is deleted at the source: keep them as they are, unlink "
+        "them (the join column emptied), or cascade (soft-delete them too).",
+    ),
+    th.Property(
+        "listed_in_parent",
+        th.StringType,
+        description="Where the parent's record lists all of its children of this stream, as "
+        "'<list property>[].<key property>' (tap-okki: 'customers[].customer_id'). A child row "
+        "the parent no longer lists follows `on_parent_delete` when the parent is next "
+        "written (one extra read per batch of parents).",
     ),
 )
 STREAM_MAPPING = th.ObjectType(
@@ -63,6 +81,14 @@ STREAM_MAPPING = th.ObjectType(
         "expression fails on is dead-lettered). Default: properties load into the fields of "
         "the same name. A composite's sub-fields may also be nested: "
         '{"domainName": {"primaryLinkUrl": "website"}} (Meltano turns dotted keys into that).',
+    ),
+    th.Property(
+        "source_key_field",
+        th.StringType,
+        description="A text field of the object that receives each record's source key (its "
+        "Singer key properties, e.g. an OKKI id in 'okkiId'): people find rows by it, and the "
+        "target reads from it which source record owns a row, so a lost `id_map_path` costs "
+        "lookups, never a duplicate or a merge.",
     ),
     th.Property(
         "references",
@@ -141,6 +167,49 @@ SETTINGS = th.PropertiesList(
         "of the key restores it. Off: such records are upserted like any other.",
     ),
     th.Property(
+        "on_unique_conflict",
+        th.StringType(allowed_values=["keep_apart", "merge", "dead_letter"]),
+        default="keep_apart",
+        description="A record whose unique value (a company domain, a person's primary email, "
+        "a custom unique field) is held by a row another source record owns: keep_apart "
+        "writes it as its own row with the value moved to the field's non-unique part "
+        "(secondaryLinks, additionalEmails); merge writes it into that row (Twenty's own "
+        "upsert behaviour); dead_letter refuses it. Each conflict is reported either way.",
+    ),
+    th.Property(
+        "adopted_rows",
+        th.StringType(allowed_values=["update", "fill_empty", "link_only"]),
+        default="fill_empty",
+        description="A row made in Twenty (no source record owns it) that holds a record's "
+        "unique value is adopted by the record instead of duplicated. What the record may "
+        "change in it: update (every mapped field), fill_empty (only fields that are empty), "
+        "link_only (only `source_key_field`).",
+    ),
+    th.Property(
+        "delete_adopted_rows",
+        th.BooleanType,
+        default=False,
+        description="Whether a deletion at the source soft-deletes an adopted row (one made in "
+        "Twenty). Off: the row stays and is only unlinked from the deleted record.",
+    ),
+    th.Property(
+        "on_missing_parent",
+        th.StringType(allowed_values=["dead_letter", "skip", "load_unlinked"]),
+        default="dead_letter",
+        description="A record whose parent (see `references`) never came and is not in "
+        "Twenty (a stream map filtered it out, say): dead_letter it, skip it (counted and "
+        "reported), or load it with the link empty.",
+    ),
+    th.Property(
+        "create_missing_fields",
+        th.BooleanType,
+        default=False,
+        description="Create the fields a mapping names that the object lacks (plain fields "
+        "and `source_key_field`), through the metadata API, before any record is written: "
+        "TEXT, or NUMBER, SELECT or MULTI_SELECT as the stream's schema says. Needs a key "
+        "whose role may change the data model.",
+    ),
+    th.Property(
         "max_held_records",
         th.IntegerType(minimum=0),
         default=10000,
@@ -207,6 +276,12 @@ class TargetTwenty(PipelinedTarget):
         self.held = HeldRecords()
         self.max_held = int(cfg.get("max_held_records", 10000))
         self._overflow_logged = False
+        self.on_unique_conflict = str(cfg.get("on_unique_conflict") or "keep_apart")
+        self.adopted_rows = str(cfg.get("adopted_rows") or "fill_empty")
+        self.delete_adopted_rows = bool(cfg.get("delete_adopted_rows", False))
+        self.on_missing_parent = str(cfg.get("on_missing_parent") or "dead_letter")
+        self.create_missing_fields = bool(cfg.get("create_missing_fields", False))
+        self.conflicts_said = 0  # unique-value conflicts warned about (the first 20 are)
 
     def _set_ceiling(self, per_window: int) -> None:
         window = float(self.config.get("rate_limit_window_seconds", 60))
@@ -221,7 +296,7 @@ class TargetTwenty(PipelinedTarget):
             settings = self.config.get("mappings") or {}
             for stream, spec in settings.items():
                 self._mappings[stream] = StreamMapping.from_settings(
-                    stream, spec or {}, self._workspace, settings
+                    stream, spec or {}, self._workspace, settings, self.create_missing_fields
                 )
             for stream in self.parent_streams - set(settings):
                 self.mapping(stream)  # a parent loaded with the default mapping: check it too
@@ -238,6 +313,57 @@ class TargetTwenty(PipelinedTarget):
 
     def object_of(self, stream: str) -> TwentyObject:
         return self.mapping(stream).object
+
+    def create_fields(self, mapping: StreamMapping, properties: dict[str, Any]) -> StreamMapping:
+        """Create the fields `mapping` names that its object lacks (`create_missing_fields`);
+        the mapping with them. Runs when the stream's SCHEMA arrives, before its records."""
+        obj = mapping.object
+        for name, definition in mapping.field_types(properties).items():
+            if name in obj.fields:
+                continue  # another stream of the same object created it
+            body = {
+                "objectMetadataId": obj.id,
+                "name": name,
+                "label": _label(name),
+                "isNullable": True,
+                **definition,
+            }
+            if "options" in body:
+                body["options"] = [
+                    {"value": v, "label": v, "position": n} for n, v in enumerate(body["options"])
+                ]
+            try:
+                self.client.create_field(body)
+            except ApiError as exc:
+                raise ConfigError(
+                    f"Setting 'create_missing_fields': Twenty refused to create field {name!r} "
+                    f"on '{obj.plural}' (stream '{mapping.stream}'): {exc.code} {exc.message}"
+                ) from None
+            self.logger.info(
+                "Created field %s.%s (%s) for stream '%s'.",
+                obj.plural,
+                name,
+                definition["type"],
+                mapping.stream,
+            )
+        fresh = Workspace.from_api(self.client.objects()).object(obj.plural)
+        obj.fields.update(fresh.fields)  # every mapping of the object sees them
+        updated = mapping.with_created_fields()
+        self._mappings[mapping.stream] = updated
+        return updated
+
+    def dependants(self, stream: str) -> list[tuple[StreamMapping, Reference]]:
+        """The mappings with references to `stream`'s records, and those references."""
+        self.workspace  # noqa: B018 - loads every configured mapping
+        return [
+            (mapping, ref)
+            for mapping in list(self._mappings.values())
+            for ref in mapping.references
+            if ref.stream == stream
+        ]
+
+    def ownership_of(self, mapping: StreamMapping) -> Ownership:
+        return Ownership(self, mapping)
 
     def sinks_of(self, stream: str) -> list[TwentySink]:
         """The sink of `stream`, and older ones a schema change retired but not drained yet."""
@@ -295,9 +421,28 @@ class TargetTwenty(PipelinedTarget):
                     released,
                     orphans,
                 )
+            if self.conflicts_said > 20:
+                self.logger.warning(
+                    "%d unique-value conflicts in all (the first 20 are above); each is in the "
+                    "run report with both keys and the value (status 'conflict').",
+                    self.conflicts_said,
+                )
             self.logger.info(
                 "Twenty: %d API calls, %d retried, %d throttled (429).",
                 self.client.calls,
                 self.client.api.retries,
                 self.client.api.throttled,
             )
+
+
+def _label(name: str) -> str:
+    """`okkiId` → `Okki Id`: a field label people read in Twenty."""
+    words, word = [], ""
+    for char in name:
+        if char.isupper() and word:
+            words.append(word)
+            word = char
+        else:
+            word += char
+    words.append(word)
+    return " ".join(w[:1].upper() + w[1:] for w in words)

@@ -337,12 +337,21 @@ class OkkiSandbox(Sandbox):
     # Changes: control routes and the churn knob ------------------------------------------------
 
     def _update_companies(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Edit companies as a salesperson would; optionally also `rename` them (true),
+        remove `drop_contacts` contacts from each, or set their `homepage`."""
         now = now_epoch()
         changed = self._chosen_companies(body)
+        dropped = []
         for company in changed:
             self.generator.edit_company(company, now)
+            if body.get("rename"):
+                company.name = f"{company.name} (renamed)"
+            if "homepage" in body:
+                company.homepage = str(body["homepage"])
+            for _ in range(min(int(body.get("drop_contacts") or 0), len(company.customers))):
+                dropped.append(company.customers.pop().customer_id)
             self.store.touch_company(company, now)
-        return {"company_ids": [c.company_id for c in changed]}
+        return {"company_ids": [c.company_id for c in changed], "dropped_contacts": dropped}
 
     def _delete_companies(self, body: dict[str, Any]) -> dict[str, Any]:
         now = now_epoch()

@@ -4,8 +4,10 @@
 
 Routes: `POST /rest/batch/{plural}[?upsert=true]`, `GET|POST /rest/{plural}`,
 `GET|PATCH|DELETE /rest/{plural}/{id}`, `GET /rest/metadata/objects[/{id}]`,
-`GET /rest/metadata/fields`. Control routes: `POST /_sandbox/metadata/fields` and
-`POST /_sandbox/metadata/objects` add custom fields and objects (see `workspace`).
+`GET|POST /rest/metadata/fields` (a POST creates a custom field; knob `metadata_writes` false
+makes it 403, as for a key whose role may not change the data model). Control routes:
+`POST /_sandbox/metadata/fields` and `POST /_sandbox/metadata/objects` add custom fields and
+objects (see `workspace`).
 
 Knobs in `Knobs.extra`: `api_keys` (accepted keys; every other key gets 401),
 `limit_per_minute`, `limit_per_second`, `rate_limit_style`, `announce_limits` (see `limits`).

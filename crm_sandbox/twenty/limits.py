@@ -66,6 +66,10 @@ class RateLimiter:
             return self._verdict(bucket, wait)
         return self._verdict(buckets[0], 0.0)
 
+    def peek(self, api_key: str) -> Verdict:
+        """The state of `api_key`'s per-minute bucket, spending nothing."""
+        return self._verdict(self._buckets(api_key)[0], 0.0)
+
     def _buckets(self, api_key: str) -> list[TokenBucket]:
         extra = self.knobs.extra
         sizes = [(int(extra["limit_per_minute"]), 60.0), (int(extra["limit_per_second"]), 1.0)]

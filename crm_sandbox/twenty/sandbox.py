@@ -34,7 +34,8 @@ class TwentySandbox(Sandbox):
 
     def __init__(self, seed: int = 0, knobs: Knobs | None = None) -> None:
         super().__init__(seed, knobs)
-        for key, value in {**DEFAULTS, "api_keys": [DEMO_KEY]}.items():
+        defaults = {**DEFAULTS, "api_keys": [DEMO_KEY], "metadata_writes": True}
+        for key, value in defaults.items():
             self.knobs.extra.setdefault(key, value)
         self.limiter = RateLimiter(self.knobs)
         self.reset()
@@ -80,6 +81,11 @@ class TwentySandbox(Sandbox):
             Route("/rest/metadata/objects", api(self._metadata_objects), methods=["GET"]),
             Route("/rest/metadata/objects/{id}", api(self._metadata_object), methods=["GET"]),
             Route("/rest/metadata/fields", api(self._metadata_fields), methods=["GET"]),
+            Route(
+                "/rest/metadata/fields",
+                self._endpoint(self._create_field, throttled=False),
+                methods=["POST"],
+            ),
             Route("/rest/batch/{plural}", api(self._create_many), methods=["POST"]),
             Route("/rest/{plural}", api(self._find_many), methods=["GET"]),
             Route("/rest/{plural}", api(self._create_one), methods=["POST"]),
@@ -101,13 +107,16 @@ class TwentySandbox(Sandbox):
 
     # Authentication and rate limits -------------------------------------------------------------
 
-    def _endpoint(self, handler: Handler) -> Handler:
+    def _endpoint(self, handler: Handler, throttled: bool = True) -> Handler:
+        """`handler` behind authentication and, for record calls, the rate limit (§8; metadata
+        writes are not throttled like record calls, §6.5)."""
+
         async def endpoint(request: Request) -> Response:
             try:
                 api_key = self._authenticate(request)
             except ApiError as error:
                 return error.response()
-            verdict = self.limiter.take(api_key)
+            verdict = self.limiter.take(api_key) if throttled else self.limiter.peek(api_key)
             if verdict.retry_after:
                 return self._throttled(verdict)
             try:
@@ -214,6 +223,28 @@ class TwentySandbox(Sandbox):
     async def _metadata_fields(self, request: Request) -> Response:
         fields = [f for obj in self.workspace.to_api() for f in obj["fields"]]
         return _metadata_page("fields", fields)
+
+    async def _create_field(self, request: Request) -> Response:
+        """`POST /rest/metadata/fields` (§6.5): a custom field on the object `objectMetadataId`
+        names; 403 when the key may not change the data model (knob `metadata_writes`)."""
+        if not self.knobs.extra["metadata_writes"]:
+            raise ApiError(403, "This API key's role may not change the data model.")
+        body = await _json(request)
+        if not isinstance(body, dict):
+            raise bad_request("The body must be a JSON object.")
+        wanted = body.get("objectMetadataId")
+        obj = next((o for o in self.workspace.objects.values() if o.id == wanted), None)
+        if obj is None:
+            raise bad_request(f"No object found with id {show(wanted)}.")
+        definition = {k: v for k, v in body.items() if k != "objectMetadataId"}
+        try:
+            obj, new = self.workspace.new_field({**definition, "object": obj.singular})
+            self.store.add_column(obj, new)
+        except ValueError as error:
+            raise bad_request(str(error)) from None
+        self.workspace.add_field(obj, new)
+        created = field_to_api(obj, new, self.workspace.objects)
+        return JSONResponse({"data": {"createOneField": created}}, status_code=201)
 
     async def _add_field(self, request: Request) -> Response:
         try:

@@ -27,7 +27,7 @@ from typing import Any
 
 from crm_sandbox.control import RunningSandbox, start_sandbox
 from target_twenty.ids import key_text, stable_id
-from target_twenty.values import canonical_domain, canonical_email
+from tests.e2e.fidelity import assert_twenty_mirrors_okki
 from tests.e2e.meltano_project import MeltanoProject, Run
 
 TIME_SCALE = 20  # the sandboxes' rate windows, Retry-After and token lifetimes, divided by it
@@ -184,53 +184,9 @@ def assert_holds_exactly_the_source(sandbox: RunningSandbox, pipeline: Pipeline)
 
 
 def assert_twenty_holds_exactly_okki(sandbox: RunningSandbox) -> None:
-    """Every OKKI company, contact and opportunity is one live Twenty record under its stable
-    id, nothing else is there, nothing twice; except that Twenty keeps domains and emails
-    unique, so companies sharing a domain are one company, contacts sharing an email one
-    person (the target links the later ones to the record the first became)."""
-    okki = sandbox.okki.records()
-    twenty = {
-        k: [r for r in v if not r.get("deletedAt")] for k, v in sandbox.twenty.records().items()
-    }
-    contacts = [p for c in okki["companies"] for p in c["customers"]]
-    assert_one_record_per_unique_value(
-        "companies",
-        {c["company_id"]: canonical_domain(c.get("homepage") or "") for c in okki["companies"]},
-        [
-            (c["id"], (c.get("domainName") or {}).get("primaryLinkUrl") or "")
-            for c in twenty["companies"]
-        ],
-    )
-    assert_one_record_per_unique_value(
-        "contacts",
-        {p["customer_id"]: canonical_email(p.get("email") or "") for p in contacts},
-        [(p["id"], (p.get("emails") or {}).get("primaryEmail") or "") for p in twenty["people"]],
-    )
-    opportunities = Counter(
-        twenty_id("opportunities", o["opportunity_id"]) for o in okki["opportunities"]
-    )
-    held = Counter(o["id"] for o in twenty["opportunities"])
-    assert held == opportunities, f"Twenty opportunities: {_difference(held, opportunities)}"
-    assert {c["name"] for c in twenty["companies"]} <= {c["name"] for c in okki["companies"]}
-    companies = {c["id"] for c in twenty["companies"]}
-    assert all(p["companyId"] in companies for p in twenty["people"])
-    assert all(o["companyId"] in companies for o in twenty["opportunities"])
-
-
-def assert_one_record_per_unique_value(
-    stream: str, source: dict[Any, str], held: list[tuple[str, str]]
-) -> None:
-    """`source`: key → the record's unique value in Twenty ("" when it has none); `held`:
-    (id, unique value) of the Twenty records. One record per distinct value, one per record
-    without a value; every id the stable id of one of the stream's records."""
-    values = {v for v in source.values() if v}
-    blanks = sum(1 for v in source.values() if not v)
-    expected = Counter({**dict.fromkeys(values, 1), **({"": blanks} if blanks else {})})
-    found = Counter(value for _, value in held)
-    assert found == expected, f"Twenty {stream}: {_difference(found, expected)}"
-    ids = Counter(twenty_id for twenty_id, _ in held)
-    assert max(ids.values(), default=1) == 1, f"Twenty {stream}: an id is held twice"
-    assert set(ids) <= {twenty_id(stream, key) for key in source}, f"Twenty {stream}: foreign ids"
+    """Every OKKI company, contact and opportunity is one live Twenty record with its values
+    and links, nothing else is there, nothing twice (`tests.e2e.fidelity`)."""
+    assert_twenty_mirrors_okki(sandbox.okki.records(), sandbox.twenty.records())
 
 
 def assert_jiandaoyun_holds_exactly_okki(sandbox: RunningSandbox) -> None:

@@ -883,6 +883,7 @@ def test_knobs_show_the_twenty_defaults(control: SandboxClient) -> None:
         "limit_per_second": 100,
         "rate_limit_style": "headers",
         "announce_limits": False,
+        "metadata_writes": True,
         "api_keys": [DEMO_KEY],
     }
 

@@ -34,8 +34,18 @@ def lines(*records: dict[str, Any], streams: tuple[str, ...] = ("companies",)) -
 
 
 def companies_by_domain(target: TargetRunner) -> dict[str, dict[str, Any]]:
+    """Rows by domain. A deleted row keeps its domain among its secondary links: it gives up
+    the unique slot so a live company can take it."""
     held = target.twenty.records()["companies"]
-    return {c["domainName"]["primaryLinkUrl"]: c for c in held}
+    return {domain_of(c): c for c in held}
+
+
+def domain_of(company: dict[str, Any]) -> str:
+    links = company["domainName"]
+    if company["deletedAt"]:
+        assert not links["primaryLinkUrl"]
+        return links["secondaryLinks"][-1]["url"]
+    return links["primaryLinkUrl"]
 
 
 def deletes(target: TargetRunner) -> list[dict[str, Any]]:

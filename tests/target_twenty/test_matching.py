@@ -26,7 +26,18 @@ def create_by_hand(target: TargetRunner, plural: str, record: dict) -> str:
     return next(iter(response.json()["data"].values()))[0]["id"]
 
 
-def test_company_created_by_hand_as_https_acme_com_is_updated_and_linked_not_duplicated(
+ACME = {"company_id": 1, "name": "Acme", "website": "acme.com", "employees": 120, "city": "Paris"}
+ALICE = {
+    "contact_id": "c-1",
+    "company_id": "1",
+    "first_name": "Alice",
+    "last_name": "Martin",
+    "email": "alice@acme.com",
+    "title": "CEO",
+}
+
+
+def test_company_created_by_hand_as_https_acme_com_is_adopted_filled_and_linked_not_duplicated(
     target: TargetRunner,
 ) -> None:
     existing = create_by_hand(
@@ -34,42 +45,31 @@ def test_company_created_by_hand_as_https_acme_com_is_updated_and_linked_not_dup
         "companies",
         {"name": "ACME (typed by hand)", "domainName": {"primaryLinkUrl": "HTTPS://Acme.com/"}},
     )
-    acme = {
-        "company_id": 1,
-        "name": "Acme",
-        "website": "acme.com",
-        "employees": 120,
-        "city": "Paris",
-    }
-    alice = {
-        "contact_id": "c-1",
-        "company_id": "1",
-        "first_name": "Alice",
-        "last_name": "Martin",
-        "email": "alice@acme.com",
-        "title": "CEO",
-    }
     run = target.run(
         lines_of(
             data.schema_message("companies"),
             data.schema_message("people"),
-            data.record_message("companies", acme),
-            data.record_message("people", alice),
+            data.record_message("companies", ACME),
+            data.record_message("people", ALICE),
             {"type": "STATE", "value": {"line": 4}},
         )
     )
 
     assert run.returncode == 0, run.stderr[-2000:]
     held = target.twenty.records()
-    assert [c["id"] for c in held["companies"]] == [existing]  # updated, not duplicated
-    assert held["companies"][0]["name"] == "Acme"
+    assert [c["id"] for c in held["companies"]] == [existing]  # adopted, not duplicated
+    # adopted_rows: fill_empty (the default): what was typed by hand stays, the gaps are filled.
+    assert held["companies"][0]["name"] == "ACME (typed by hand)"
+    assert held["companies"][0]["employees"] == 120
+    assert held["companies"][0]["address"]["addressCity"] == "Paris"
     assert held["people"][0]["companyId"] == existing
     (line,) = [r for r in target.report() if r["stream"] == "companies"]
-    assert line["id"] == existing and "matched an existing company" in line["reason"]
+    assert line["id"] == existing and line["status"] == ["adopted"]
+    assert "adopted company" in line["reason"]
 
-    # A later run that sends only a new person of that company links it too: the alias
-    # Twenty chose was kept in the id map.
-    bob = {**alice, "contact_id": "c-2", "first_name": "Bob", "email": "bob@acme.com"}
+    # A later run that sends only a new person of that company links it too: the alias was
+    # kept in the id map.
+    bob = {**ALICE, "contact_id": "c-2", "first_name": "Bob", "email": "bob@acme.com"}
     later = target.run(lines_of(data.schema_message("people"), data.record_message("people", bob)))
 
     assert later.returncode == 0, later.stderr[-2000:]
@@ -78,6 +78,30 @@ def test_company_created_by_hand_as_https_acme_com_is_updated_and_linked_not_dup
         "alice@acme.com": existing,
         "bob@acme.com": existing,
     }
+
+
+def test_adopted_rows_update_overwrites_and_link_only_writes_nothing(target: TargetRunner) -> None:
+    existing = create_by_hand(
+        target,
+        "companies",
+        {"name": "ACME (typed by hand)", "domainName": {"primaryLinkUrl": "https://acme.com"}},
+    )
+    schema = data.schema_message("companies")
+
+    target.run(
+        lines_of(schema, data.record_message("companies", ACME)),
+        target.config(adopted_rows="link_only"),
+    )
+    (company,) = target.twenty.records()["companies"]
+    assert company["id"] == existing and company["employees"] is None
+
+    run = target.run(
+        lines_of(schema, data.record_message("companies", ACME)),
+        target.config(adopted_rows="update"),
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    (company,) = target.twenty.records()["companies"]
+    assert (company["id"], company["name"], company["employees"]) == (existing, "Acme", 120)
 
 
 def test_person_created_by_hand_is_matched_by_email_whatever_its_case(
@@ -101,7 +125,8 @@ def test_person_created_by_hand_is_matched_by_email_whatever_its_case(
     assert run.returncode == 0, run.stderr[-2000:]
     (person,) = target.twenty.records()["people"]
     assert person["id"] == existing
-    assert person["name"]["firstName"] == "First0"
+    assert person["name"]["firstName"] == "Old"  # typed by hand: kept (adopted_rows)
+    assert person["jobTitle"] == "Buyer"  # empty: filled
 
 
 def test_versions_of_one_record_in_one_batch_are_merged_last_wins(target: TargetRunner) -> None:
@@ -121,29 +146,72 @@ def test_versions_of_one_record_in_one_batch_are_merged_last_wins(target: Target
     assert len(target.report()) == 3  # one line per source record
 
 
-def test_two_contacts_sharing_one_email_end_in_one_person_without_a_failed_batch(
-    target: TargetRunner,
-) -> None:
+def two_contacts_sharing_one_email() -> list[str]:
     first = data.person(1, 1)
     second = {**data.person(2, 1), "email": "PERSON.1@example.com", "first_name": "Second"}
     others = [data.person(j, 1) for j in range(3, 10)]
-    run = target.run(
-        lines_of(
-            data.schema_message("companies"),
-            data.schema_message("people"),
-            data.record_message("companies", data.company(1)),
-            *(data.record_message("people", p) for p in (first, second, *others)),
-        )
+    return lines_of(
+        data.schema_message("companies"),
+        data.schema_message("people"),
+        data.record_message("companies", data.company(1)),
+        *(data.record_message("people", p) for p in (first, second, *others)),
     )
+
+
+def test_two_contacts_sharing_one_email_stay_two_people_and_the_conflict_is_reported(
+    target: TargetRunner,
+) -> None:
+    run = target.run(two_contacts_sharing_one_email())
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    people = {p["name"]["firstName"]: p for p in target.twenty.records()["people"]}
+    assert len(people) == 9
+    assert people["First1"]["emails"] == {
+        "primaryEmail": data.email(1),
+        "additionalEmails": [],
+    }
+    # The second holder keeps the email, out of the unique slot.
+    assert people["Second"]["emails"] == {"primaryEmail": "", "additionalEmails": [data.email(1)]}
+    assert target.twenty.stats()["rejected_batches"] == 0
+    lines = {line["key"]: line for line in target.report() if line["stream"] == "people"}
+    assert lines["c-2"]["id"] == people["Second"]["id"] != lines["c-1"]["id"]
+    assert lines["c-2"]["status"] == ["conflict"]
+    assert lines["c-2"]["conflicts"] == [
+        {
+            "field": "emails.primaryEmail",
+            "value": data.email(1),
+            "held_by": "c-1",
+            "held_by_row": lines["c-1"]["id"],
+        }
+    ]
+    assert "status" not in lines["c-1"]
+    assert "'people': 9 records, 9 created, 0 updated, 1 conflict, 0 failed" in run.stderr
+    assert run.stderr.count("emails.primaryEmail 'person.1@example.com' is held by") == 1
+
+
+def test_on_unique_conflict_merge_makes_one_person_and_still_reports_it(
+    target: TargetRunner,
+) -> None:
+    run = target.run(two_contacts_sharing_one_email(), target.config(on_unique_conflict="merge"))
 
     assert run.returncode == 0, run.stderr[-2000:]
     people = target.twenty.records()["people"]
     assert len(people) == 8
     shared = [p for p in people if p["emails"]["primaryEmail"] == data.email(1)]
     assert len(shared) == 1 and shared[0]["name"]["firstName"] == "Second"
-    assert target.twenty.stats()["rejected_batches"] == 0
-    people_calls = [r for r in target.twenty.requests() if r["path"] == "/rest/batch/people"]
-    assert [r["batch_size"] for r in people_calls] == [8, 1]  # the second holder comes after
     lines = {line["key"]: line for line in target.report() if line["stream"] == "people"}
     assert lines["c-2"]["id"] == lines["c-1"]["id"] == shared[0]["id"]
-    assert "matched an existing person" in lines["c-2"]["reason"]
+    assert lines["c-2"]["status"] == ["conflict"] and "merged into person" in lines["c-2"]["reason"]
+
+
+def test_on_unique_conflict_dead_letter_refuses_the_second_holder(target: TargetRunner) -> None:
+    run = target.run(
+        two_contacts_sharing_one_email(),
+        target.config(on_unique_conflict="dead_letter", max_failed_records=1),
+    )
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(target.twenty.records()["people"]) == 8
+    (letter,) = target.dead_letters()
+    assert letter["key"] == "c-2" and letter["code"] == "unique-conflict"
+    assert "emails.primaryEmail 'person.1@example.com' is held by" in letter["reason"]

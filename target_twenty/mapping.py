@@ -40,8 +40,9 @@ Expressions see dates and date-times as ISO 8601 text, as the tap sent them (`"2
 and numbers with a fraction as exact `Decimal`s (`int(amount * 1000000)`). A computed value is
 checked and canonicalised like a copied one. An expression that fails on a record, or computes
 a value Twenty would refuse, dead-letters that record. A computed field is left alone, like a
-copied one, when a property it reads is absent from the record (an update that does not carry
-it): the expression is not evaluated then.
+copied one, when the properties it reads are absent from the record (an update that does not
+carry them): the expression is not evaluated then (`target_kit.presence`, the rule
+target-jiandaoyun follows too).
 
 The SDK's `stream_maps` run before this mapping and can transform records too, but they type
 every computed property as non-nullable: `int(amount * 1000000) if amount is not None else
@@ -58,6 +59,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
+from target_kit import presence
 from target_kit.expressions import Expression, ExpressionError
 from target_kit.http import ConfigError
 from target_kit.sink import SDC_PREFIX
@@ -86,11 +88,7 @@ class FieldMap:
     @cached_property
     def reads(self) -> frozenset[str] | None:
         """Every property it may read (None: it may read any, through `record`)."""
-        if self.expression is None:
-            return self.inputs
-        if self.expression.reads_all:
-            return None
-        return self.inputs | self.expression.record_keys
+        return presence.reads(self.source, self.expression)
 
     def describe(self) -> str:
         return f"expression {self.source!r}" if self.expression else self.source
@@ -320,7 +318,7 @@ class StreamMapping:
 
     @staticmethod
     def _put(body: dict[str, Any], fm: FieldMap, path: str, record: dict[str, Any]) -> None:
-        if not fm.inputs <= record.keys():
+        if not presence.carried(record, fm.source, fm.expression):
             return  # absent is not null: an update leaves the field alone
         if fm.expression is None:
             value = record[fm.source]

@@ -108,8 +108,11 @@ class IdStore:
             "CREATE INDEX IF NOT EXISTS holders_by_key ON holders (scope, stream, key)"
         )
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS links (scope TEXT, twenty_id TEXT, PRIMARY KEY"
-            " (scope, twenty_id)) WITHOUT ROWID"
+            "CREATE TABLE IF NOT EXISTS junction_rows (scope TEXT, owner TEXT, column TEXT,"
+            " twenty_id TEXT, PRIMARY KEY (scope, twenty_id)) WITHOUT ROWID"
+        )
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS junction_rows_by_owner ON junction_rows (scope, owner)"
         )
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS conflicts (scope TEXT, field TEXT, value TEXT,"
@@ -361,18 +364,37 @@ class IdStore:
         return dict(rows)
 
     # Junction rows ------------------------------------------------------------------------
-    def note_links(self, scope: str, written: Iterable[str], forget: Iterable[str]) -> None:
-        """Junction rows the target wrote (and those it removed)."""
+    def note_links(
+        self, scope: str, written: Iterable[tuple[str, str, str]], forget: Iterable[str]
+    ) -> None:
+        """Junction rows the target wrote, as (record row, column, junction row), and those it
+        removed."""
         with self._transaction() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO links VALUES (?,?)", [(scope, i) for i in written]
+                "INSERT OR REPLACE INTO junction_rows VALUES (?,?,?,?)",
+                [(scope, o, c, i) for o, c, i in written],
             )
             db.executemany(
-                "DELETE FROM links WHERE scope=? AND twenty_id=?", [(scope, i) for i in forget]
+                "DELETE FROM junction_rows WHERE scope=? AND twenty_id=?",
+                [(scope, i) for i in forget],
             )
 
-    def written_links(self, scope: str, twenty_ids: Iterable[str]) -> set[str]:
-        return self._among("links", scope, twenty_ids)
+    def links_of(self, scope: str, owners: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+        """Each record row's junction rows the target wrote: (column, junction row id)."""
+        owners = list(set(owners))
+        found: dict[str, list[tuple[str, str]]] = {}
+        if not owners:
+            return found
+        marks = ",".join("?" * len(owners))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT owner, column, twenty_id FROM junction_rows WHERE scope=?"
+                f" AND owner IN ({marks})",
+                (scope, *owners),
+            ).fetchall()
+        for owner, column, twenty_id in rows:
+            found.setdefault(owner, []).append((column, twenty_id))
+        return found
 
     def waiting(self, scope: str, field_name: str, value: str) -> list[Holder]:
         """Records kept apart from (field, value), longest waiting first."""

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.xdist_group("meltano")
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[RunningSandbox]:
-    with sandbox_for_meltano("--companies", "60", "--seed", "9", "--time-scale", "20") as running:
+    with sandbox_for_meltano(
+        "--companies", "60", "--seed", "9", "--time-scale", "20", "--okki-shape-variety", "0.5"
+    ) as running:
         yield running
 
 

@@ -22,6 +22,7 @@ from tap_okki.streams import (
     CompaniesStream,
     ContactsStream,
     FollowUpsStream,
+    NextFollowUpsStream,
     OpportunitiesStream,
 )
 from tap_okki.times import parse_setting_time
@@ -238,6 +239,7 @@ class TapOkki(SecretMasking, Tap):
             ContactsStream(self),
             OpportunitiesStream(self),
             FollowUpsStream(self),
+            NextFollowUpsStream(self),
         ]
 
 

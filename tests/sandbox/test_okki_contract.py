@@ -1003,9 +1003,25 @@ def test_control_routes_change_companies_and_opportunities(api: Api, control: Sa
     records = control.records()
     first = records["companies"][-1]
     updated = control.post("companies/update", {"company_ids": [first["company_id"]]})
-    assert updated["company_ids"] == [first["company_id"]]
+    assert updated == {"company_ids": [first["company_id"]], "dropped_contacts": []}
     after = api.data(INFO, company_id=first["company_id"])
     assert after["update_time"] > first["update_time"] and after["remark"] != first["remark"]
+    # Renames, homepages and contacts removed, as users change them.
+    with_contacts = next(c for c in records["companies"] if len(c["customers"]) >= 2)
+    changed = control.post(
+        "companies/update",
+        {
+            "company_ids": [with_contacts["company_id"]],
+            "rename": True,
+            "homepage": "HTTP://Shared.example/",
+            "drop_contacts": 1,
+        },
+    )
+    after = api.data(INFO, company_id=with_contacts["company_id"])
+    assert changed["dropped_contacts"] == [with_contacts["customers"][-1]["customer_id"]]
+    assert after["name"] == with_contacts["name"] + " (renamed)"
+    assert after["homepage"] == "HTTP://Shared.example/"
+    assert len(after["customers"]) == len(with_contacts["customers"]) - 1
     assert len(control.post("companies/update", {"count": 4})["company_ids"]) == 4
     created = control.post("companies/create", {"count": 2})["company_ids"]
     assert all(api.data(INFO, company_id=i)["create_time"] for i in created)

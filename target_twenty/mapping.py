@@ -115,11 +115,11 @@ class Reference:
         if self.listed_in_parent is None:
             return None
         prop, key = self.listed_in_parent
-        if prop not in parent or not isinstance(parent[prop], list | type(None)):
-            return None
+        if not isinstance(parent.get(prop), list):
+            return None  # absent, null or a shape the tap could not read: nothing is known
         return {
             key_text([child[key]])
-            for child in parent[prop] or []
+            for child in parent[prop]
             if isinstance(child, dict) and child.get(key) not in (None, "")
         }
 

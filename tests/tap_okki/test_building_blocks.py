@@ -165,7 +165,11 @@ def test_an_error_in_a_detail_call_surfaces_in_order() -> None:
 
 
 # Contacts and proxies ----------------------------------------------------------------------------
-PLACEHOLDER = {"client_id": "id", "client_secret": "secret", "base_url": "http://127.0.0.1:9"}
+PLACEHOLDER = {
+    "client_id": "id",
+    "client_secret": "placeholder-secret-4e8d",
+    "base_url": "http://127.0.0.1:9",
+}
 
 
 def test_a_contact_listed_under_two_companies_is_emitted_with_each() -> None:

@@ -358,3 +358,16 @@ def test_create_missing_fields_refused_by_twenty_stops_before_writing(
     assert run.returncode != 0
     assert "Twenty refused to create field 'okkiId'" in run.stderr and "403" in run.stderr
     assert target.twenty.records()["companies"] == []
+
+
+def test_a_parent_whose_list_came_unreadable_removes_no_child(target: TargetRunner) -> None:
+    config = family_config(target, "cascade")
+    head = [schema("companies", contacts=LISTING), schema("people")]
+    assert target.run(lines(*head, *family(1, [1, 2])), config).returncode == 0
+
+    # The tap could not read the company's contacts this time (null, the value kept aside).
+    unreadable = rec("companies", company(1, contacts=None))
+    run = target.run(lines(*head, unreadable), config)
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not any(p["deletedAt"] for p in by_key(target, "people").values())

@@ -3,26 +3,33 @@
 The live records of a batch, on a worker thread (`write_records`):
 1. each record is mapped and its values checked; a value Twenty would refuse dead-letters the
    record before anything is sent;
-2. references get the parent's Twenty id (an alias if Twenty matched the parent to an existing
-   row); a parent that is neither written in this run nor found in Twenty dead-letters the child
-   (it came and was dead-lettered, or the child waited for it in vain: see below);
+2. references get the parent's Twenty id (an alias if the parent adopted a row made in
+   Twenty); a parent neither written in this run nor found in Twenty makes the child an orphan,
+   handled by `on_missing_parent` (it came and was dead-lettered, or the child waited for it in
+   vain: see below); links through a junction object are kept for after the write;
 3. each record gets its id (alias, else the stable id); records with the same id are merged,
-   the last one winning; records that share a unique value (two contacts, one email) go to
-   separate calls, so the later one updates the row the first one wrote;
-4. the call; a 400 is split in halves until the refused record is alone, and that record is
-   dead-lettered with the server's message while the others load;
-5. aliases Twenty chose are saved, and every record goes to the run report.
+   the last one winning; `create_when` keeps records it says no to from creating rows;
+4. identity planning (`identity.py`, `ownership.py`): a unique value another record's row
+   holds is a conflict (`on_unique_conflict`), a row made in Twenty holding it is adopted
+   (`adopted_rows`);
+5. the call; a 400 is split in halves until the refused record is alone, and that record is
+   dead-lettered with the server's message while the others load (a unique value taken since
+   the id map looked is planned once more from a fresh read first);
+6. the id map learns aliases, holders and conflicts; values a record gave up go to the record
+   waiting for them; junction rows follow (`links`); children a written parent no longer lists
+   follow `on_parent_delete`; every record goes to the run report.
 
-A record marked deleted (`_sdc_deleted_at`, see `target_kit.sink`) is soft-deleted instead:
-`DELETE /rest/{plural}/{id}` on its id (alias, else the stable id), one call per record; a 404
-means it is gone already. A child that references a parent the target deleted leaves that
-link as it is (Twenty refuses a link to a deleted record) and says so in the run report.
+A record marked deleted (`_sdc_deleted_at`, see `target_kit.sink`) deletes what its key alone
+owns, its children following their rule (`removal.py`). A child that references a parent the
+target deleted leaves that link as it is (Twenty refuses a link to a deleted record) and says
+so in the run report.
 
 Parents before children (`batch_needs`): a batch waits for in-flight batches writing the
 parents it references, and a parent still buffered in its sink is sent first. A child whose
 parent has not come at all yet, and is not in Twenty (one lookup per batch), is held back until
 the parent is sent, then follows it (`target_twenty.held`); at the end of the input, children
-still waiting are sent anyway, and dead-lettered if their parent is still not in Twenty.
+still waiting are sent anyway, and handled by `on_missing_parent` if their parent is still not
+in Twenty.
 """
 
 from __future__ import annotations

@@ -177,12 +177,24 @@ class Checkpointer:
             needed = self._states[0][0].get(sink, 0)
             return self._submitted.get(sink, 0) < needed
 
+    def _compact(self) -> None:
+        """Merge the queued STATEs that have come to be written together (a batch between
+        them was acknowledged since); `add_state` merges those that are at once."""
+        kept: deque[tuple[dict[str, int], Any, float]] = deque()
+        for snapshot, state, since in self._states:
+            if kept and self._written_together(kept[-1][0], snapshot):
+                since = kept.pop()[2]
+            kept.append((snapshot, state, since))
+        self._states = kept
+
     def _emit_ready(self) -> None:
         # Holding the lock while writing keeps STATE lines in order across worker threads.
         with self._lock:
             while self._states and not self._failed:
                 snapshot, state, _ = self._states[0]
                 if any(self._acked(s) < n for s, n in snapshot.items()):
+                    if len(self._states) > 1:
+                        self._compact()
                     return
                 try:
                     self._before_write()

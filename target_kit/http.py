@@ -228,7 +228,7 @@ class ApiClient:
             delay = self.retry.delay(attempt, outcome.retry_after)
             if outcome.retry_after is not None and outcome.retry_after > delay:
                 logger.warning(
-                    "%s asked to wait %.0fs before the next call; waiting %.0fs "
+                    "%s asked to wait %gs before the next call; waiting %.1fs "
                     "(max_retry_after_seconds)",
                     endpoint,
                     outcome.retry_after,

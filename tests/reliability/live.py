@@ -72,14 +72,12 @@ class LiveTarget:
         return states
 
     def wait(self, timeout: float = 60.0) -> int:
-        try:
-            return self.process.wait(timeout=timeout)
-        finally:
-            self._stderr.flush()
+        return self.process.wait(timeout=timeout)
 
     @property
     def stderr(self) -> str:
-        self._stderr.flush()
+        if not self._stderr.closed:
+            self._stderr.flush()
         return self.stderr_path.read_text()
 
     def wait_for_log(self, text: str, timeout: float = 60.0) -> None:

@@ -72,7 +72,9 @@ class Checkpointer:
         self._states: deque[tuple[dict[str, int], Any, float]] = deque()
         self._seq = 0
         self._failed = False
+        self.received_states = 0
         self.emitted = 0
+        self.most_waiting = 0  # STATEs waiting at once, at most: stays small however long the run
 
     def received(self, sink: str, count: int = 1) -> None:
         with self._lock:
@@ -80,6 +82,7 @@ class Checkpointer:
 
     def add_state(self, state: Any) -> None:
         with self._lock:
+            self.received_states += 1
             if self._failed:
                 return
             snapshot = dict(self._received)
@@ -92,6 +95,7 @@ class Checkpointer:
                     self._states[-1] = (snapshot, state, since)
                     return
             self._states.append((snapshot, state, time.monotonic()))
+            self.most_waiting = max(self.most_waiting, len(self._states))
         self._emit_ready()
 
     def _written_together(self, earlier: dict[str, int], later: dict[str, int]) -> bool:

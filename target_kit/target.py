@@ -357,6 +357,14 @@ class PipelinedTarget(SecretMasking, Target):
             self.dispatcher.shutdown()
             self.report.summary()
             self.dead_letters.close()
+            checkpoints = self.checkpointer
+            self.logger.info(
+                "STATE: %d message(s) received, %d written (those acknowledged together are "
+                "written once, the latest); at most %d waited at once.",
+                checkpoints.received_states,
+                checkpoints.emitted,
+                checkpoints.most_waiting,
+            )
         failed = self.dead_letters.total
         if failed:
             reasons = ", ".join(f"{code}: {n}" for code, n in self.dead_letters.reasons.items())

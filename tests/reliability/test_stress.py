@@ -2,7 +2,7 @@
 
 The normal test run tries a few seeds per target; the long form tries more:
 
-    STRESS_SEEDS=200 .venv/bin/pytest tests/reliability/test_stress.py -n 2 -p no:randomly
+    STRESS_SEEDS=200 .venv/bin/pytest tests/reliability/test_stress.py -n 2
 
 (`STRESS_FIRST_SEED` moves the window of seeds.) A failing seed is replayed alone with
 `-k "seed_17 and twenty"`: every scenario is drawn from its seed and target.

@@ -50,7 +50,7 @@ def row(i: int) -> dict:
         "name": f"客户 {i}",
         "amount": i * 1.25,
         "seen": f"2024-{i % 12 + 1:02d}-{i % 28 + 1:02d}T08:00:00+08:00",
-        "level": "ABC"[i % 3],
+        "level": ["A 级", "B 级", "C 级"][i % 3],  # among the demo form's options
         "tags": ["重点", "新客"][: i % 3],
     }
 

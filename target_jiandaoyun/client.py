@@ -1,11 +1,12 @@
-"""The Jiandaoyun v5 API as the target uses it: five endpoints, paced and retried (contract §8–9).
+"""The Jiandaoyun v5 API as the target uses it: seven endpoints, paced and retried (contract §8–9;
+docs/api/jiandaoyun.md).
 
 Every endpoint has its own rate limit (batch_create 10/s, data/update and data/delete 20/s each,
-reads 30/s) and all calls of a company share 50/s; each endpoint gets a `RateLimiter` whose
-parent is the company budget, so neither is ever exceeded. Answers are classified by the
-contract's retry policy: rate-limit codes and HTTP 429 wait and retry, transient codes and 5xx
-back off and retry, auth and missing app/form codes stop the run with a message naming the
-setting to fix.
+reads 30/s, the two directory lists 10/s) and all calls of a company share 50/s; each endpoint
+gets a `RateLimiter` whose parent is the company budget, so neither is ever exceeded. Answers
+are classified by the contract's retry policy: rate-limit codes and HTTP 429 wait and retry,
+transient codes and 5xx back off and retry, auth and missing app/form codes stop the run with a
+message naming the setting to fix.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ LIST = "app/entry/data/list"
 BATCH_CREATE = "app/entry/data/batch_create"
 UPDATE = "app/entry/data/update"
 DELETE = "app/entry/data/delete"
+DEPARTMENTS = "corp/department/list"  # the company directory (docs/api/jiandaoyun.md §10)
+MEMBERS = "corp/department/user/list"
+ROOT_DEPARTMENT = 1  # the company itself: listing under it with has_child lists everything
 
 BATCH_ROWS = 100  # batch_create's limit (contract §3.1)
 IN_VALUES = 200  # the `in` filter's limit (contract §5.2)
@@ -66,6 +70,7 @@ class Rates:
     batch: float = 10
     single_write: float = 20
     read: float = 30
+    directory: float = 10
     company: float = 50
 
 
@@ -157,6 +162,7 @@ class JiandaoyunApi:
         self.max_retry_after = max_retry_after
         limits = {WIDGETS: rates.read, LIST: rates.read, BATCH_CREATE: rates.batch}
         limits[UPDATE] = limits[DELETE] = rates.single_write
+        limits[DEPARTMENTS] = limits[MEMBERS] = min(rates.directory, rates.read)
         headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
         self.clients = {
             endpoint: ApiClient(
@@ -195,6 +201,16 @@ class JiandaoyunApi:
 
     def widgets(self, app_id: str, entry_id: str) -> dict[str, Any]:
         return self.call(WIDGETS, {"app_id": app_id, "entry_id": entry_id})
+
+    def departments(self) -> list[dict[str, Any]]:
+        """Every department under the root (not the root itself)."""
+        body = {"dept_no": ROOT_DEPARTMENT, "has_child": True}
+        return list(self.call(DEPARTMENTS, body).get("departments") or [])
+
+    def members(self) -> list[dict[str, Any]]:
+        """Every member of the company."""
+        body = {"dept_no": ROOT_DEPARTMENT, "has_child": True}
+        return list(self.call(MEMBERS, body).get("users") or [])
 
     def stats(self) -> dict[str, dict[str, int]]:
         return {

@@ -11,7 +11,18 @@ Without a `fields` entry, a stream's properties are matched to widgets by the sa
 
 A `fields` entry may also compute its value: `"amount_cents": {"widget": "金额", "expression":
 "int(amount * 100) if amount is not None else None"}` (target_kit.expressions; the key is then a
-name of your choice). An expression that fails on a record dead-letters that record.
+name of your choice). An expression that fails on a record dead-letters that record. A member
+or department field may say how its values name members (`"match_by": "email"`).
+
+Nothing the API would blank is sent (docs/api/jiandaoyun.md §7.2): a member or department not in
+the company directory, an option text the widget does not offer. Such a value is left out of the
+row and reported (`skip_field`), or its record is dead-lettered (`dead_letter`), per setting.
+A property absent from the record leaves its widget as it is (`target_kit.presence`). How
+records become rows, value by value, is in rows.py.
+
+A subform may name a key column (`key_field`): an update then keeps the rows whose key the
+record still holds — their `_id` and the columns no mapping writes — removes those whose key it
+no longer holds, and appends the new ones. Without a key, an update replaces the subform's rows.
 """
 
 from __future__ import annotations
@@ -22,21 +33,34 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from target_jiandaoyun.directory import DEPARTMENT_KEYS, MEMBER_KEYS, Directory
+from target_jiandaoyun.rows import (
+    SKIP_FIELD,
+    RowBuilder,
+    Skipped,
+    holds_row,
+    merge_subform,
+    required_problem,
+)
 from target_jiandaoyun.values import (
+    DEPARTMENT_TYPES,
+    MEMBER_TYPES,
     NOT_WRITABLE,
     WRITABLE,
     ValueRejected,
     convert,
-    holds,
     is_blank,
 )
+from target_kit import presence
 from target_kit.expressions import Expression, ExpressionError
 from target_kit.http import ConfigError
-from target_kit.sink import SDC_PREFIX
+from target_kit.sink import DELETED_AT, SDC_PREFIX
 
 logger = logging.getLogger(__name__)
 
 KEY_WIDGET_TYPES = frozenset({"text", "number"})  # exact values the data/list `in` filter matches
+MARK_TYPES = frozenset({"datetime", "text", "radiogroup", "combo"})
+FIELD_KEYS = frozenset({"widget", "expression", "match_by"})
 
 
 class MappingError(ConfigError):
@@ -50,16 +74,21 @@ class Widget:
     label: str
     type: str
     items: tuple[Widget, ...] = ()  # a subform's own widgets
+    required: bool = False  # the form marks it required (docs/api/jiandaoyun.md §2.3)
+    options: tuple[str, ...] | None = None  # the texts an option widget offers, when listed
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> Widget:
         widget_id = raw.get("widgetName") or raw["name"]
+        options = raw.get("options")
         return cls(
             name=raw.get("name") or widget_id,
             widget_id=widget_id,
             label=raw.get("label") or "",
             type=raw.get("type") or "",
             items=tuple(cls.parse(item) for item in raw.get("items") or ()),
+            required=raw.get("required") is True,
+            options=tuple(str(o) for o in options) if isinstance(options, list) else None,
         )
 
     def describe(self) -> str:
@@ -113,6 +142,8 @@ class FieldMapping:
     widget: Widget
     items: tuple[FieldMapping, ...] = ()
     expression: Expression | None = None
+    match_by: str | None = None  # how member / department values are named (default: stored)
+    key: FieldMapping | None = None  # a subform's key column (its `key_field`)
 
     def value(self, record: dict[str, Any]) -> Any:
         if self.expression is None:
@@ -122,9 +153,41 @@ class FieldMapping:
         except ExpressionError as exc:
             raise ValueRejected(f"field '{self.source}': {exc}") from None
 
-    def present(self, record: dict[str, Any]) -> bool:
-        """Whether the record says anything about this field (a computed one always does)."""
-        return self.expression is not None or self.source in record
+    def carried(self, record: dict[str, Any]) -> bool:
+        """Whether the record says anything about this field (absent is not null)."""
+        return presence.carried(record, self.source, self.expression)
+
+    def reads(self) -> frozenset[str] | None:
+        return presence.reads(self.source, self.expression)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What happens to a value the API would blank: `skip_field` or `dead_letter`."""
+
+    member: str = SKIP_FIELD
+    department: str = SKIP_FIELD
+    option: str = SKIP_FIELD
+    required: bool = True  # dead-letter records that leave a required widget empty
+
+
+@dataclass(frozen=True)
+class Mark:
+    """`delete_mode: mark`: the widget a deletion sets, and to what (None: the deletion time)."""
+
+    widget: Widget
+    value: str | None
+
+    def describe(self) -> str:
+        shown = "the deletion time" if self.value is None else repr(self.value)
+        return f"{self.widget.label or self.widget.name} = {shown}"
+
+    def on(self, stored: dict[str, Any]) -> bool:
+        """Whether a stored row (read shape) carries this mark."""
+        current = stored.get(self.widget.name)
+        if self.value is None:
+            return current not in (None, "")
+        return current == self.value
 
 
 @dataclass
@@ -137,23 +200,23 @@ class StreamMapping:
     data_creator: str | None = None
     is_start_workflow: bool = False
     unmapped: list[str] = field(default_factory=list)  # properties no widget receives
+    policy: Policy = Policy()
+    directory: Directory | None = None  # set by the target when a field writes members/departments
+    mark: Mark | None = None  # set when deletions are marked instead of done
 
-    def row(self, record: dict[str, Any], clear: bool = False) -> dict[str, Any]:
+    # Records → rows ------------------------------------------------------------------------------
+    def row(
+        self, record: dict[str, Any], clear: bool = False, skipped: list[Skipped] | None = None
+    ) -> dict[str, Any]:
         """The record as a row of wrapped values.
 
-        A field the record does not have is left out. A null or blank value is left out too,
+        A field the record does not carry is left out. A null or blank value is left out too,
         or, with `clear` (for updates), written as `{"value": null}`, which empties the field.
-        Raises `ValueRejected` naming the field and widget when a value cannot be converted.
+        Values the API would blank are left out and added to `skipped` (policy `skip_field`).
+        Raises `ValueRejected` naming the field and widget when a value cannot be written.
         """
-        return _row(self.fields, record, self.timezone, clear)
-
-    def up_to_date(self, row: dict[str, Any], stored: dict[str, Any]) -> bool:
-        """Whether the stored row (read shape) already holds every value `row` writes."""
-        return _holds(self.fields, row, stored, whole=False)
-
-    @property
-    def widget_names(self) -> list[str]:
-        return [f.widget.name for f in self.fields]
+        builder = RowBuilder(self, skipped if skipped is not None else [])
+        return builder.row(self.fields, record, clear)
 
     def key_value(self, record: dict[str, Any]) -> Any:
         """The record's key as the key widget stores it (raises `ValueRejected`)."""
@@ -164,72 +227,92 @@ class StreamMapping:
         try:
             return convert(self.key.widget.type, value, self.timezone)
         except ValueRejected as exc:
-            raise ValueRejected(f"key field '{self.key.source}': {exc}") from None
+            raise exc.within(f"key field '{self.key.source}'") from None
 
+    def mark_row(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The update that marks a row deleted (raises `ValueRejected`)."""
+        assert self.mark is not None
+        value = self.mark.value
+        if value is None:
+            try:
+                value = convert("datetime", record.get(DELETED_AT), self.timezone)
+            except ValueRejected as exc:
+                raise exc.within(f"'{DELETED_AT}' for {self.mark.describe()}") from None
+        return {self.mark.widget.name: {"value": value}}
 
-def _row(
-    mappings: Iterable[FieldMapping],
-    record: dict[str, Any],
-    tz: dt.tzinfo | None,
-    clear: bool = False,
-) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for mapping in mappings:
-        value = mapping.value(record)
-        if is_blank(value):
-            if clear and mapping.present(record):
-                row[mapping.widget.name] = {"value": None}
-            continue
-        widget = mapping.widget
-        try:
-            if widget.type == "subform":
-                converted = _subform_rows(mapping, value, tz)
-            else:
-                converted = convert(widget.type, value, tz)
-        except ValueRejected as exc:
-            raise ValueRejected(
-                f"field '{mapping.source}' → widget {widget.describe()}: {exc}"
-            ) from None
-        row[widget.name] = {"value": converted}
-    return row
+    # Updates -------------------------------------------------------------------------------------
+    def for_update(self, row: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+        """`row` as the update of the stored row `stored` (read shape) sends it: keyed subforms
+        merged with their stored rows, and a deletion mark lifted (the record is live again)."""
+        row = dict(row)
+        for mapping in self.fields:
+            name = mapping.widget.name
+            if mapping.key is not None and row.get(name, {}).get("value") is not None:
+                rows = merge_subform(mapping, row[name]["value"], stored.get(name))
+                row[name] = {"value": rows}
+        if self.mark is not None and self.mark.widget.name not in row and self.mark.on(stored):
+            row[self.mark.widget.name] = {"value": None}
+        return row
 
+    def up_to_date(self, row: dict[str, Any], stored: dict[str, Any]) -> bool:
+        """Whether the stored row (read shape) already holds every value `row` writes."""
+        if self.mark is not None and self.mark.widget.name in row and self.mark.on(stored):
+            return False  # a deletion mark to lift
+        return holds_row(self.fields, row, stored, whole=False)
 
-def _holds(
-    mappings: Iterable[FieldMapping], row: dict[str, Any], stored: dict[str, Any], whole: bool
-) -> bool:
-    """`whole`: the row replaces everything (a subform row), so a field it leaves out must
-    read empty; otherwise a left-out field is not written and not compared."""
-    for mapping in mappings:
-        widget = mapping.widget
-        if widget.name not in row and not whole:
-            continue
-        written = row.get(widget.name, {}).get("value")
-        current = stored.get(widget.name)
-        if widget.type != "subform":
-            if not holds(widget.type, written, current):
-                return False
-            continue
-        written = written or []
-        if not isinstance(current, list) or len(current) != len(written):
-            return False
-        for new, old in zip(written, current, strict=True):
-            if not isinstance(old, dict) or not _holds(mapping.items, new, old, whole=True):
-                return False
-    return True
+    def required_problem(self, row: dict[str, Any], creating: bool) -> str | None:
+        """Why `row` would leave a required widget empty (None: it does not).
 
+        A created row must give every required widget a value; an update must not clear one.
+        Subform rows count as created unless they carry their `_id`."""
+        if not self.policy.required:
+            return None
+        return required_problem(self.form.widgets, row, creating, "")
 
-def _subform_rows(mapping: FieldMapping, value: Any, tz: dt.tzinfo | None) -> list[dict]:
-    if not isinstance(value, list | tuple):
-        raise ValueRejected("a subform takes a list of objects")
-    rows = []
-    for number, item in enumerate(value, start=1):
-        if not isinstance(item, dict):
-            raise ValueRejected(f"subform row {number} is not an object")
-        try:
-            rows.append(_row(mapping.items, item, tz))
-        except ValueRejected as exc:
-            raise ValueRejected(f"subform row {number}: {exc}") from None
-    return rows
+    # What the mapping touches --------------------------------------------------------------------
+    @property
+    def widget_names(self) -> list[str]:
+        """The widgets an upsert reads back to compare and merge."""
+        names = [f.widget.name for f in self.fields]
+        if self.mark is not None:
+            names.append(self.mark.widget.name)
+        return names
+
+    def written_properties(self) -> frozenset[str] | None:
+        """The record properties rows are made of (None: possibly all)."""
+        read: set[str] = set()
+        for mapping in self.fields:
+            reads = mapping.reads()
+            if reads is None:
+                return None
+            read |= reads
+        return frozenset(read)
+
+    def widgets_of(self, types: frozenset[str]) -> list[FieldMapping]:
+        """The field mappings (subform items included) writing widgets of these types."""
+        found = []
+        for mapping in self.fields:
+            found += [m for m in (mapping, *mapping.items) if m.widget.type in types]
+        return found
+
+    def wiped_columns(self) -> list[tuple[FieldMapping, list[str]]]:
+        """The subform columns an update empties: with no key, those no mapping writes; with a
+        key, those whose stored values cannot be written back (images, attachments, …)."""
+        wiped = []
+        for mapping in self.fields:
+            if mapping.widget.type != "subform":
+                continue
+            mapped = {item.widget.name for item in mapping.items}
+            lost = [
+                w.label or w.name
+                for w in mapping.widget.items
+                if w.name not in mapped
+                and w.type not in NOT_WRITABLE
+                and (mapping.key is None or w.type not in WRITABLE)
+            ]
+            if lost:
+                wiped.append((mapping, lost))
+        return wiped
 
 
 # Resolving the `forms` setting -----------------------------------------------------------------
@@ -241,24 +324,31 @@ def resolve(
     key_properties: list[str] | None = None,
     timezone: dt.tzinfo | None = None,
     defaults: dict[str, Any] | None = None,
+    policy: Policy = Policy(),
+    directory: Directory | None = None,
 ) -> StreamMapping:
     """Check `forms.<stream>` against the form (and, once known, the stream's schema).
 
     Called at start-up without a schema (every explicit reference is checked before anything is
-    written) and again when the stream's SCHEMA arrives, to match properties and key fields.
-    Raises `MappingError` listing every problem found.
+    written) and again when the stream's SCHEMA arrives, to match properties and key fields and
+    check the names expressions read. Raises `MappingError` listing every problem found.
     """
-    resolver = _Resolver(stream, form, schema)
+    resolver = _Resolver(stream, form, schema, directory)
     fields = resolver.fields(spec)
     key = resolver.key(spec, fields, key_properties)
     if key is not None and key.source and all(f.source != key.source for f in fields):
         fields.append(key)
-    if schema is not None and not fields and not resolver.errors:
+    mark = resolver.mark(spec, fields, key)
+    written = [f for f in fields if f is not key]
+    if not written and not resolver.errors and (schema is not None or spec.get("fields") == {}):
+        what = f"only the key '{key.source}'" if key is not None else "nothing"
         resolver.error(
             None,
-            "none of the stream's properties match a widget of the form; "
+            f"the mapping writes {what}: no property of the stream fills a widget of the form; "
             f"map them in forms.{stream}.fields",
         )
+    if policy.required and (schema is not None or spec.get("fields") is not None):
+        resolver.required(fields)
     if resolver.errors:
         raise MappingError("\n".join(resolver.errors))
     defaults = defaults or {}
@@ -273,13 +363,23 @@ def resolve(
             spec.get("is_start_workflow", defaults.get("is_start_workflow", False))
         ),
         unmapped=resolver.unmapped,
+        policy=policy,
+        directory=directory,
+        mark=mark,
     )
 
 
 class _Resolver:
-    def __init__(self, stream: str, form: Form, schema: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        stream: str,
+        form: Form,
+        schema: dict[str, Any] | None,
+        directory: Directory | None,
+    ) -> None:
         self.stream = stream
         self.form = form
+        self.directory = directory
         self.properties: dict[str, Any] | None = (
             schema.get("properties") or {} if schema is not None else None
         )
@@ -321,22 +421,29 @@ class _Resolver:
     ) -> FieldMapping | None:
         label = f"{in_subform}.{source}" if in_subform else source
         expression = None
+        match_by = None
         if isinstance(ref, dict):
-            if not isinstance(ref.get("widget"), str) or not isinstance(ref.get("expression"), str):
-                self.error(label, 'a computed field is {"widget": …, "expression": …}')
+            unknown = sorted(set(ref) - FIELD_KEYS)
+            if unknown or not isinstance(ref.get("widget"), str):
+                self.error(
+                    label,
+                    'a field given as an object is {"widget": …, "expression"?: …, "match_by"?: …}'
+                    + (f"; unknown keys {unknown}" if unknown else ""),
+                )
                 return None
-            try:
-                expression = Expression(ref["expression"])
-            except ExpressionError as exc:
-                self.error(label, str(exc))
-                return None
+            if "expression" in ref:
+                expression = self.expression(label, ref["expression"], properties)
+                if expression is None:
+                    return None
+            match_by = ref.get("match_by")
             ref = ref["widget"]
-        elif source.startswith(SDC_PREFIX):
-            self.error(label, "is Singer metadata (_sdc_*), not data; it is never written")
-            return None
-        elif properties is not None and properties and source not in properties:
-            self.error(label, "is not a property of the stream's schema")
-            return None
+        if expression is None:
+            if source.startswith(SDC_PREFIX):
+                self.error(label, "is Singer metadata (_sdc_*), not data; it is never written")
+                return None
+            if properties is not None and properties and source not in properties:
+                self.error(label, "is not a property of the stream's schema")
+                return None
         if not in_subform and ref in self.form.system_fields:
             self.error(label, f"'{ref}' is a system field; the API does not write it")
             return None
@@ -347,6 +454,8 @@ class _Resolver:
             return None
         if not self.writable(label, widget):
             return None
+        if match_by is not None and not self.match_by(label, widget, match_by):
+            return None
         if widget.type == "subform":
             if in_subform:
                 self.error(label, "a subform cannot hold another subform")
@@ -354,8 +463,52 @@ class _Resolver:
             if expression is not None:
                 self.error(label, "a subform is filled from a field, not computed")
                 return None
-            return self.subform_items(source, widget, None)
-        return FieldMapping(source, widget, expression=expression)
+            return self.subform_items(source, widget, None, None)
+        return FieldMapping(source, widget, expression=expression, match_by=match_by)
+
+    def expression(
+        self, label: str, text: Any, properties: dict[str, Any] | None
+    ) -> Expression | None:
+        if not isinstance(text, str):
+            self.error(label, f"an expression is a text, got {text!r}")
+            return None
+        try:
+            expression = Expression(text)
+        except ExpressionError as exc:
+            self.error(label, str(exc))
+            return None
+        missing = sorted(expression.inputs - set(properties or ())) if properties else []
+        if missing:
+            self.error(
+                label,
+                f"expression {text!r} reads '{missing[0]}', which is not a property of the "
+                "stream's schema",
+            )
+            return None
+        return expression
+
+    def match_by(self, label: str, widget: Widget, match_by: Any) -> bool:
+        keys = MEMBER_KEYS if widget.type in MEMBER_TYPES else DEPARTMENT_KEYS
+        if widget.type not in MEMBER_TYPES | DEPARTMENT_TYPES:
+            self.error(
+                label, f"'match_by' is for member and department widgets, not {widget.describe()}"
+            )
+            return False
+        if match_by not in keys:
+            self.error(
+                label,
+                f"'match_by' is one of {list(keys)} for widget {widget.describe()}, "
+                f"got {match_by!r}",
+            )
+            return False
+        if match_by == "email" and self.directory is not None and not self.directory.has("email"):
+            self.error(
+                label,
+                "'match_by' is 'email' but the company directory lists no member's email "
+                "(docs/api/jiandaoyun.md §10.5); match by 'username' or 'name'",
+            )
+            return False
+        return True
 
     def writable(self, label: str, widget: Widget) -> bool:
         if widget.type in NOT_WRITABLE:
@@ -387,10 +540,10 @@ class _Resolver:
         if widget.type != "subform":
             self.error(source, f"widget {widget.describe()} is not a subform")
             return None
-        return self.subform_items(source, widget, sub.get("fields"))
+        return self.subform_items(source, widget, sub.get("fields"), sub.get("key_field"))
 
     def subform_items(
-        self, source: str, widget: Widget, explicit: dict[str, Any] | None
+        self, source: str, widget: Widget, explicit: dict[str, Any] | None, key_field: Any
     ) -> FieldMapping | None:
         row_properties = _array_item_properties(self.properties, source)
         if explicit is not None:
@@ -400,6 +553,8 @@ class _Resolver:
             ]
             mapped = [i for i in items if i is not None]
         elif row_properties is None:
+            if key_field is not None:
+                self.error(source, "a subform 'key_field' needs the subform's 'fields'")
             return FieldMapping(source, widget)  # checked again once the schema is known
         else:
             mapped = self.auto(row_properties, widget.items, set(), in_subform=source)
@@ -410,7 +565,23 @@ class _Resolver:
                     f"map them in forms.{self.stream}.subforms.{source}.fields",
                 )
         self.check_unique_targets(mapped, in_subform=source)
-        return FieldMapping(source, widget, tuple(mapped))
+        key = None
+        if key_field is not None:
+            key = next((m for m in mapped if m.source == key_field), None)
+            if key is None:
+                self.error(
+                    source,
+                    f"subform key_field '{key_field}' is not one of the row fields it maps "
+                    f"({', '.join(m.source for m in mapped)})",
+                )
+            elif key.widget.type not in KEY_WIDGET_TYPES:
+                self.error(
+                    source,
+                    f"subform key_field '{key_field}' fills {key.widget.describe()}; a key "
+                    "must be a text or number widget",
+                )
+                key = None
+        return FieldMapping(source, widget, tuple(mapped), key=key)
 
     def auto(
         self,
@@ -429,7 +600,7 @@ class _Resolver:
                 self.unmapped.append(f"{in_subform}.{source}" if in_subform else source)
                 continue
             if widget.type == "subform" and in_subform is None:
-                mapping = self.subform_items(source, widget, None)
+                mapping = self.subform_items(source, widget, None, None)
             elif self.writable(source, widget):
                 mapping = FieldMapping(source, widget)
             else:
@@ -498,6 +669,79 @@ class _Resolver:
             self.error(source, "key_field is not a property of the stream's schema")
             return None
         return FieldMapping(source, widget)
+
+    def mark(
+        self, spec: dict[str, Any], fields: list[FieldMapping], key: FieldMapping | None
+    ) -> Mark | None:
+        mode = spec.get("delete_mode", "delete")
+        ref, value = spec.get("mark_widget"), spec.get("mark_value")
+        if mode not in ("delete", "mark"):
+            self.error(None, f"delete_mode is 'delete' or 'mark', got {mode!r}")
+            return None
+        if mode == "delete":
+            if ref is not None or value is not None:
+                self.error(None, "mark_widget and mark_value are for delete_mode 'mark'")
+            return None
+        if key is None:
+            self.error(None, "delete_mode 'mark' needs a key_widget to find the rows to mark")
+            return None
+        if ref is None:
+            self.error(None, "delete_mode 'mark' needs mark_widget: a status or datetime widget")
+            return None
+        try:
+            widget = find_widget(ref, self.form.widgets)
+        except LookupError as exc:
+            self.error(None, f"mark_widget: {exc}")
+            return None
+        if widget.type not in MARK_TYPES:
+            self.error(
+                None,
+                f"mark_widget {widget.describe()} must be a datetime (set to the deletion "
+                "time), or a text, radiogroup or combo widget set to mark_value",
+            )
+            return None
+        if any(f.widget.name == widget.name for f in fields):
+            self.error(None, f"mark_widget {widget.describe()} is also written by a field")
+            return None
+        if widget.type == "datetime":
+            if value is not None:
+                self.error(None, "mark_value is not used with a datetime mark_widget")
+                return None
+            return Mark(widget, None)
+        if not isinstance(value, str) or not value:
+            self.error(None, f"mark_widget {widget.describe()} needs a mark_value text")
+            return None
+        if widget.options is not None and value not in widget.options:
+            self.error(
+                None,
+                f"mark_value {value!r} is not one of the options of {widget.describe()}: "
+                f"{', '.join(widget.options)}",
+            )
+            return None
+        return Mark(widget, value)
+
+    def required(self, fields: list[FieldMapping]) -> None:
+        """Every required widget must be written: else every row created would lack it."""
+        written = {f.widget.name: f for f in fields}
+        for widget in self.form.widgets:
+            if widget.required and widget.type not in NOT_WRITABLE and widget.name not in written:
+                self.error(
+                    None,
+                    f"widget {widget.describe()} is required by the form but no field writes "
+                    f"it; map it in forms.{self.stream}.fields, or set check_required_widgets "
+                    "to false",
+                )
+        for mapping in fields:
+            if mapping.widget.type != "subform" or not mapping.items:
+                continue
+            items = {i.widget.name for i in mapping.items}
+            for item in mapping.widget.items:
+                if item.required and item.type not in NOT_WRITABLE and item.name not in items:
+                    self.error(
+                        mapping.source,
+                        f"subform widget {item.describe()} is required by the form but no row "
+                        "field writes it; map it, or set check_required_widgets to false",
+                    )
 
 
 def _array_item_properties(properties: dict[str, Any] | None, source: str) -> dict[str, Any] | None:

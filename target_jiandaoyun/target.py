@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from singer_sdk import typing as th
 
 from target_jiandaoyun.client import BATCH_ROWS, JiandaoyunApi, Rates
-from target_jiandaoyun.mapping import Form, MappingError, StreamMapping, resolve
+from target_jiandaoyun.directory import Directory
+from target_jiandaoyun.mapping import Form, MappingError, Policy, StreamMapping, resolve
 from target_jiandaoyun.sinks import JiandaoyunSink
+from target_jiandaoyun.values import DEPARTMENT_TYPES, MEMBER_TYPES
 from target_jiandaoyun.writer import FormWriter
 from target_kit.http import ApiError, ConfigError
 from target_kit.target import COMMON_SETTINGS, PipelinedTarget
@@ -36,6 +38,30 @@ SUBFORM = th.ObjectType(
         "id), or a computed value as in the form's 'fields'. Default: each row property goes "
         "to the subform widget of the same alias, id or label.",
     ),
+    th.Property(
+        "key_field",
+        th.StringType,
+        description="A row field (of 'fields', filling a text or number widget) that "
+        "identifies a row. Updates then keep the stored rows whose key the record still has "
+        "(their _id and the columns no mapping writes), remove those whose key it no longer "
+        "has, and append new ones. Without it an update replaces every row of the subform.",
+    ),
+)
+
+FIELD = th.ObjectType(
+    th.Property("widget", th.StringType, required=True),
+    th.Property(
+        "expression",
+        th.StringType,
+        description="A value computed from the record (simpleeval, as in stream maps).",
+    ),
+    th.Property(
+        "match_by",
+        th.StringType,
+        allowed_values=["username", "email", "name", "dept_no"],
+        description="How the field's values name members (username, the default; email; "
+        "display name, when unique) or departments (dept_no, the default; name).",
+    ),
 )
 
 FORM = th.ObjectType(
@@ -43,21 +69,13 @@ FORM = th.ObjectType(
     th.Property("entry_id", th.StringType, required=True, description="The form (表单) id."),
     th.Property(
         "fields",
-        th.ObjectType(
-            additional_properties=th.AnyOf(
-                th.StringType,
-                th.ObjectType(
-                    th.Property("widget", th.StringType, required=True),
-                    th.Property("expression", th.StringType, required=True),
-                ),
-            )
-        ),
+        th.ObjectType(additional_properties=th.AnyOf(th.StringType, FIELD)),
         description="Source field → widget, named by its label (客户名称), alias or widget id "
         "(_widget_1432728651402), resolved through widget/list when the target starts; or "
         'name → {"widget": …, "expression": …} for a value computed from the record '
-        "(simpleeval, as in stream maps; None leaves the field empty). Default: every "
-        "property goes to the widget whose alias, id or label equals its name; properties "
-        "without one are logged and not written.",
+        "(simpleeval, as in stream maps; None empties the widget); a member or department "
+        'field may add "match_by". Default: every property goes to the widget whose alias, '
+        "id or label equals its name; properties without one are logged and not written.",
     ),
     th.Property(
         "subforms",
@@ -77,6 +95,27 @@ FORM = th.ObjectType(
         th.StringType,
         description="The source field written to key_widget. Default: the stream's single "
         "key property.",
+    ),
+    th.Property(
+        "delete_mode",
+        th.StringType,
+        default="delete",
+        allowed_values=["delete", "mark"],
+        description="What a record marked deleted (_sdc_deleted_at) does to the rows holding "
+        "its key: delete them, or mark them (mark_widget), keeping the row and what people "
+        "typed into it. Needs key_widget.",
+    ),
+    th.Property(
+        "mark_widget",
+        th.StringType,
+        description="delete_mode mark: a datetime widget (set to the deletion time), or a "
+        "text, radiogroup or combo widget (set to mark_value). A later record of the key "
+        "clears the mark.",
+    ),
+    th.Property(
+        "mark_value",
+        th.StringType,
+        description="delete_mode mark: the text a status mark_widget is set to (e.g. 已删除).",
     ),
     th.Property(
         "data_creator",
@@ -136,9 +175,35 @@ SETTINGS = th.PropertiesList(
         default=True,
         description="Propagate deletions: a record whose `_sdc_deleted_at` is set (a tap's mark "
         "for a record deleted at the source; tap-okki sets it on deleted companies) deletes the "
-        "rows holding its key in the form's key_widget, instead of being written. Without a "
+        "rows holding its key in the form's key_widget (or marks them: the form's delete_mode), "
+        "instead of being written. Without a "
         "key_widget such a record cannot be found: it is skipped (logged, and counted in the run "
         "report), never appended. Off: such records are written like any other.",
+    ),
+    *(
+        th.Property(
+            f"on_unknown_{kind}",
+            th.StringType,
+            default="skip_field",
+            allowed_values=["skip_field", "dead_letter"],
+            description=f"A value naming {what}, which Jiandaoyun would save as empty: "
+            "skip_field writes the row without that value (a WARNING once per value, the run "
+            "report marks the record partial with the field and value); dead_letter sends "
+            "the record to the dead-letter file instead.",
+        )
+        for kind, what in (
+            ("member", "no member of the company directory"),
+            ("department", "no department of the company directory"),
+            ("option", "no option of its radio, checkbox or select widget"),
+        )
+    ),
+    th.Property(
+        "check_required_widgets",
+        th.BooleanType,
+        default=True,
+        description="Dead-letter a record that would create a row without a value for a "
+        "widget the form marks required, or empty one in an update (the API does not check "
+        "required widgets). A required widget no field writes is then a setting error.",
     ),
     th.Property(
         "batch_requests_per_second",
@@ -232,7 +297,20 @@ class TargetJiandaoyun(PipelinedTarget):
         )
         self.update_pool = ThreadPoolExecutor(in_flight, thread_name_prefix="update")
         self.report.ceiling_per_minute = min(rates.batch, rates.company) * BATCH_ROWS * 60
+        self.policy = Policy(
+            member=str(config.get("on_unknown_member") or "skip_field"),
+            department=str(config.get("on_unknown_department") or "skip_field"),
+            option=str(config.get("on_unknown_option") or "skip_field"),
+            required=bool(config.get("check_required_widgets", True)),
+        )
+        for kind in ("member", "department", "option"):
+            if getattr(self.policy, kind) not in ("skip_field", "dead_letter"):
+                raise ConfigError(
+                    f"Setting 'on_unknown_{kind}' is 'skip_field' or 'dead_letter', got "
+                    f"{getattr(self.policy, kind)!r}."
+                )
         self.forms: dict[str, Form] | None = None
+        self._directory: Directory | None = None  # read once, when a mapping first needs it
         self.writers: list[FormWriter] = []  # one per sink, for the end-of-run summary
 
     # Start-up check of every form ----------------------------------------------------------------
@@ -255,7 +333,7 @@ class TargetJiandaoyun(PipelinedTarget):
                     ) from None
             forms[stream] = by_form[ids]
             try:
-                resolve(stream, spec, forms[stream], timezone=self.timezone)
+                resolve(stream, spec, forms[stream], timezone=self.timezone, policy=self.policy)
             except MappingError as exc:
                 errors.append(str(exc))
         if errors:
@@ -277,18 +355,47 @@ class TargetJiandaoyun(PipelinedTarget):
                 f"Stream '{stream}' has no entry in the 'forms' setting; add forms.{stream} "
                 f"with its app_id and entry_id (configured: {sorted(self.form_specs)})."
             )
-        return resolve(
-            stream,
-            self.form_specs[stream],
-            self.forms[stream],
-            schema=schema,
-            key_properties=list(key_properties or []),
-            timezone=self.timezone,
-            defaults={
-                "data_creator": self.config.get("data_creator"),
-                "is_start_workflow": self.config.get("is_start_workflow", False),
-            },
-        )
+
+        form = self.forms[stream]
+
+        def mapping(directory: Directory | None) -> StreamMapping:
+            return resolve(
+                stream,
+                self.form_specs[stream],
+                form,
+                schema=schema,
+                key_properties=list(key_properties or []),
+                timezone=self.timezone,
+                defaults={
+                    "data_creator": self.config.get("data_creator"),
+                    "is_start_workflow": self.config.get("is_start_workflow", False),
+                },
+                policy=self.policy,
+                directory=directory,
+            )
+
+        resolved = mapping(None)
+        if not resolved.widgets_of(MEMBER_TYPES | DEPARTMENT_TYPES):
+            return resolved
+        return mapping(self.directory())  # checked again: `match_by` may need the directory
+
+    def directory(self) -> Directory:
+        """The company directory, read on first use (sinks are made on the main thread)."""
+        if self._directory is None:
+            try:
+                self._directory = Directory.parse(self.api.departments(), self.api.members())
+            except ApiError as exc:
+                raise ConfigError(
+                    "Reading the company directory (corp/department/list, "
+                    f"corp/department/user/list) failed: {exc}. Member and department widgets "
+                    "are checked against it; the API key needs access to the contacts (通讯录)."
+                ) from None
+            self.logger.info(
+                "Read the company directory: %d members, %d departments",
+                len(self._directory.members["username"]),
+                len(self._directory.departments["dept_no"]),
+            )
+        return self._directory
 
     def _finish(self, raise_failures: bool) -> None:
         first = not self._finished

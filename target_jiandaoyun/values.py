@@ -15,7 +15,8 @@ Rules worth knowing (the README repeats them):
 - Text widgets take text, numbers and booleans (as "true"/"false"); a textarea also takes an
   object or a list, written as JSON.
 - Option widgets take option texts (numbers become their text); multi-option widgets take a list
-  of them. Options are not checked against the form: widget/list does not return them.
+  of them. Whether a text is one of the widget's options, and whether a username or dept_no is
+  in the company directory, is checked by the mapping (mapping.py, directory.py), not here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -32,13 +33,30 @@ from target_kit.serialize import jsonable
 
 # Widgets the API refuses to write (contract §7.2); mapping a field to one is a setting error.
 NOT_WRITABLE = frozenset({"sn", "linkdata", "signature", "aggregation"})
+# Widgets whose values must be in the company directory, or among the widget's options.
+MEMBER_TYPES = frozenset({"user", "usergroup"})
+DEPARTMENT_TYPES = frozenset({"dept", "deptgroup"})
+OPTION_TYPES = frozenset({"radiogroup", "combo", "checkboxgroup", "combocheck"})
+MULTIPLE = frozenset({"usergroup", "deptgroup", "checkboxgroup", "combocheck"})
 
 _ADDRESS_KEYS = ("province", "city", "district", "detail")
 _MAX_SAFE_INTEGER = 2**53  # a JSON number is a double on Jiandaoyun's side
 
 
 class ValueRejected(ValueError):
-    """The value cannot be written to its widget without changing it."""
+    """The value cannot be written to its widget without changing it.
+
+    `code` goes to the dead-letter file: "value" for a value of the wrong kind,
+    "unknown-member", "unknown-department" or "unknown-option" for one the API would blank.
+    """
+
+    def __init__(self, message: str, code: str = "value") -> None:
+        super().__init__(message)
+        self.code = code
+
+    def within(self, where: str) -> ValueRejected:
+        """The same rejection, its message prefixed with where it happened."""
+        return ValueRejected(f"{where}: {self}", self.code)
 
 
 def is_blank(value: Any) -> bool:
@@ -244,7 +262,43 @@ def convert(widget_type: str, value: Any, tz: dt.tzinfo | None = None) -> Any:
     return CONVERTERS[widget_type](value, tz)
 
 
+# Carrying a stored value over -----------------------------------------------------------------
+def rewrite(widget_type: str, stored: Any) -> Any:
+    """The write value that keeps `stored` (as data/list reads it) as it is; None when it is
+    empty or cannot be written back (docs/api/jiandaoyun.md §7.4). For subform columns that an
+    update would otherwise empty (§6.5)."""
+    if stored in EMPTY_READS:
+        return None
+    if widget_type in ("user", "dept"):
+        value = _members(stored, "username" if widget_type == "user" else "dept_no")
+        return value if value not in EMPTY_READS else None
+    if widget_type in ("usergroup", "deptgroup"):
+        values = _members(stored, "username" if widget_type == "usergroup" else "dept_no")
+        return values if isinstance(values, list) and None not in values else None
+    if widget_type == "phone":
+        return (
+            {"phone": stored["phone"]} if isinstance(stored, dict) and stored.get("phone") else None
+        )
+    if widget_type == "address":
+        kept = (
+            {k: v for k, v in stored.items() if k in _ADDRESS_KEYS and v}
+            if isinstance(stored, dict)
+            else {}
+        )
+        return kept or None
+    if widget_type in CONVERTERS:
+        return stored  # text, numbers, datetimes and options read as they are written
+    return None  # images, attachments, …: no write shape to give back
+
+
 # Comparing with what the form holds ----------------------------------------------------------
+def key_token(value: Any) -> Hashable:
+    """A key as compared with what data/list returns (numbers compared by value)."""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return ("number", Decimal(str(value)).normalize())
+    return ("text", str(value))
+
+
 EMPTY_READS = (None, "", [], {})  # how a field without a value reads, by widget type
 
 

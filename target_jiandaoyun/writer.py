@@ -20,13 +20,21 @@ Upsert (when the stream has a key widget)
     The batch's keys are looked up with data/list and an `in` filter (200 values per call,
     paged by `data_id`, reading the mapped fields too); rows whose key exists are updated with
     data/update (several at once, paced at 20/s) unless they already hold the record's values
-    (a re-sent record: nothing to write), the others batch-created. Within a batch the last
-    record of a key wins. A key found on several rows updates the oldest and is reported.
+    (a re-sent record: nothing to write), the others batch-created. Within a batch the records
+    of a key are applied in order as one row (a later value wins; a widget a later record does
+    not carry keeps the earlier one's value). A key found on several rows updates the oldest
+    and is reported.
+
+    An update is first made whole (`StreamMapping.for_update`): keyed subforms merged with the
+    stored rows, a deletion mark lifted. A row created must give every widget the form marks
+    required a value, and an update must not empty one; a record that would is failed (code
+    "required") without a call, unless `check_required_widgets` is off.
 
 Delete (a record marked deleted, in a form with a key widget)
     The keys are looked up as for an upsert, and every row holding one is deleted with
     data/delete (several at once, paced at 20/s). A row that is gone by then (4001) is what was
-    asked for, as is a key on no row.
+    asked for, as is a key on no row. With `delete_mode: mark`, the rows are updated instead:
+    the mark widget is set (data/update), unless it already holds that mark.
 """
 
 from __future__ import annotations
@@ -39,7 +47,6 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from typing import Any, Literal
 
 from target_jiandaoyun.client import (
@@ -54,6 +61,7 @@ from target_jiandaoyun.client import (
     JiandaoyunApi,
 )
 from target_jiandaoyun.mapping import StreamMapping
+from target_jiandaoyun.values import holds, key_token
 from target_kit.http import ApiError, RejectedError
 
 logger = logging.getLogger(__name__)
@@ -78,13 +86,7 @@ class RowResult:
     id: str | None = None  # the row's `_id`, when known
     reason: str | None = None  # why it failed, or a note (a key found on several rows)
     code: Any = None  # the API's error code of a failure
-
-
-def key_token(value: Any) -> Hashable:
-    """A key as compared with what data/list returns (numbers compared by value)."""
-    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-        return ("number", Decimal(str(value)).normalize())
-    return ("text", str(value))
+    status: tuple[str, ...] = ()  # beside the action: "marked" (deleted by a mark)
 
 
 def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -101,6 +103,7 @@ class FormWriter:
         self.form = mapping.form
         self.update_pool = update_pool
         self._lock = threading.Lock()
+        self._types = {w.name: w.type for w in self.form.widgets}
         self.resends = 0  # re-sends after partial failures, for the summary
         self.unchanged = 0  # upserted rows that already held the record's values
 
@@ -114,10 +117,20 @@ class FormWriter:
     def create(self, rows: Sequence[dict[str, Any]]) -> list[RowResult]:
         # A new row needs no clearing: nulls (written by updates to empty a field) are left out.
         rows = [{k: v for k, v in row.items() if v["value"] is not None} for row in rows]
-        results: list[RowResult] = []
-        for chunk in chunks(rows, BATCH_ROWS):
-            results.extend(self._create_or_split(chunk))
-        return results
+        results: list[RowResult | None] = [None] * len(rows)
+        ready = []
+        for index, row in enumerate(rows):
+            problem = self.mapping.required_problem(row, creating=True)
+            if problem:
+                results[index] = RowResult("failed", reason=problem, code="required")
+            else:
+                ready.append(index)
+        created: list[RowResult] = []
+        for chunk in chunks([rows[i] for i in ready], BATCH_ROWS):
+            created.extend(self._create_or_split(chunk))
+        for index, result in zip(ready, created, strict=True):
+            results[index] = result
+        return [r for r in results if r is not None]
 
     def _create_or_split(self, rows: Sequence[dict[str, Any]]) -> list[RowResult]:
         """Create `rows`; when the API refuses their content, find the rows it refuses."""
@@ -189,9 +202,15 @@ class FormWriter:
 
     # Upsert ------------------------------------------------------------------------------------
     def upsert(self, rows: Sequence[dict[str, Any]], keys: Sequence[Any]) -> list[RowResult]:
+        # The records of a key in one batch are applied in order as one row: a later value
+        # wins, and what a later (partial) record does not carry stays as the earlier one set.
         last: dict[Hashable, int] = {}
+        rows = list(rows)
         for index, key in enumerate(keys):
-            last[key_token(key)] = index  # the last record of a key wins
+            token = key_token(key)
+            if token in last:
+                rows[index] = {**rows[last[token]], **rows[index]}
+            last[token] = index
         winners = sorted(last.values())
         existing = self.find([keys[i] for i in winners], with_values=True)
         results: dict[int, RowResult] = {}
@@ -211,13 +230,18 @@ class FormWriter:
                     f"wrote the oldest ({oldest}), left {others}"
                 )
                 logger.warning("Stream '%s': %s", self.mapping.stream, note)
-            if self.mapping.up_to_date(rows[index], found[0]):
+            row = self.mapping.for_update(rows[index], found[0])
+            problem = self.mapping.required_problem(row, creating=False)
+            if problem:
+                results[index] = RowResult("failed", oldest, problem, "required")
+                continue
+            if self.mapping.up_to_date(row, found[0]):
                 # A re-sent record (crash re-run, overlapping bookmark): nothing to write.
                 results[index] = RowResult("updated", oldest, note or "already up to date")
                 with self._lock:
                     self.unchanged += 1
                 continue
-            future = self.update_pool.submit(self._update, oldest, rows[index])
+            future = self.update_pool.submit(self._update, oldest, row)
             updates.append((index, future))
             results[index] = RowResult("updated", oldest, note)
         try:
@@ -292,14 +316,23 @@ class FormWriter:
         self.api.call(UPDATE, body)
 
     # Delete ------------------------------------------------------------------------------------
-    def delete(self, keys: Sequence[Any]) -> list[RowResult]:
-        """Delete every row holding each key; one result per key, in order."""
-        found = self.find(keys)
-        futures = {
-            row["_id"]: self.update_pool.submit(self._delete, row["_id"])
-            for rows in found.values()
-            for row in rows
-        }
+    def delete(
+        self, keys: Sequence[Any], marks: Sequence[dict[str, Any]] | None = None
+    ) -> list[RowResult]:
+        """Delete every row holding each key, or, given `marks` (one update per key: see
+        `StreamMapping.mark_row`), mark it deleted; one result per key, in order."""
+        found = self.find(keys, with_values=marks is not None)
+        if marks is None:
+            jobs = {
+                row["_id"]: (self._delete, row["_id"]) for rows in found.values() for row in rows
+            }
+        else:
+            jobs = {}
+            for key, mark in zip(keys, marks, strict=True):
+                for row in found.get(key_token(key), []):
+                    if not self._holds_mark(mark, row):
+                        jobs[row["_id"]] = (self._update, row["_id"], mark)
+        futures = {row_id: self.update_pool.submit(*job) for row_id, job in jobs.items()}
         refused: dict[str, RejectedError] = {}
         failure = None
         for row_id, future in futures.items():
@@ -321,10 +354,22 @@ class FormWriter:
             elif not ids:
                 reason = "no row holds this key (never written, or deleted already)"
                 results.append(RowResult("deleted", None, reason))
-            else:
+            elif marks is None:
                 note = f"deleted the {len(ids)} rows holding this key" if len(ids) > 1 else None
                 results.append(RowResult("deleted", ids[0], note))
+            else:
+                assert self.mapping.mark is not None
+                note = f"marked {self.mapping.mark.describe()}"
+                note += f" on the {len(ids)} rows holding this key" if len(ids) > 1 else ""
+                results.append(RowResult("deleted", ids[0], note, status=("marked",)))
         return results
+
+    def _holds_mark(self, mark: dict[str, Any], stored: dict[str, Any]) -> bool:
+        """Whether a stored row already carries this deletion mark (a deletion sent again)."""
+        return all(
+            holds(self._types[name], wrapped["value"], stored.get(name))
+            for name, wrapped in mark.items()
+        )
 
     def _delete(self, data_id: str) -> None:
         body = {"app_id": self.form.app_id, "entry_id": self.form.entry_id, "data_id": data_id}

@@ -40,8 +40,9 @@ Expressions see dates and date-times as ISO 8601 text, as the tap sent them (`"2
 and numbers with a fraction as exact `Decimal`s (`int(amount * 1000000)`). A computed value is
 checked and canonicalised like a copied one. An expression that fails on a record, or computes
 a value Twenty would refuse, dead-letters that record. A computed field is left alone, like a
-copied one, when a property it reads is absent from the record (an update that does not carry
-it): the expression is not evaluated then.
+copied one, when the properties it reads are absent from the record (an update that does not
+carry them): the expression is not evaluated then (`target_kit.presence`, the rule
+target-jiandaoyun follows too).
 
 The SDK's `stream_maps` run before this mapping and can transform records too, but they type
 every computed property as non-nullable: `int(amount * 1000000) if amount is not None else
@@ -58,6 +59,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
+from target_kit import presence
 from target_kit.expressions import Expression, ExpressionError
 from target_kit.http import ConfigError
 from target_kit.sink import SDC_PREFIX
@@ -86,17 +88,14 @@ class FieldMap:
     @cached_property
     def reads(self) -> frozenset[str] | None:
         """Every property it may read (None: it may read any, through `record`)."""
-        if self.expression is None:
-            return self.inputs
-        if self.expression.reads_all:
-            return None
-        return self.inputs | self.expression.record_keys
+        return presence.reads(self.source, self.expression)
 
     def describe(self) -> str:
         return f"expression {self.source!r}" if self.expression else self.source
 
 
 ParentDeleteRule = Literal["keep", "unlink", "cascade"]
+SLOT = "\x1f"  # between a link's column and one of the keys its list names
 
 
 @dataclass(frozen=True)
@@ -320,7 +319,7 @@ class StreamMapping:
 
     @staticmethod
     def _put(body: dict[str, Any], fm: FieldMap, path: str, record: dict[str, Any]) -> None:
-        if not fm.inputs <= record.keys():
+        if not presence.carried(record, fm.source, fm.expression):
             return  # absent is not null: an update leaves the field alone
         if fm.expression is None:
             value = record[fm.source]
@@ -340,14 +339,29 @@ class StreamMapping:
         return [(fm, f"{self.object.singular}.{fm.path}") for fm in self.fields or ()]
 
     def parent_keys(self, record: dict[str, Any]) -> dict[str, str | None]:
-        """Join column → the parent's key text (None: the record references nothing)."""
-        keys = {}
+        """Slot → the parent's key text (None: the record references nothing there).
+
+        A reference's slot is its join column. A link whose field holds a list (a follow-up
+        naming several contacts) has a slot per listed record, `<column>␟<key text>`
+        (`reference_of` finds the link again); an empty list is the column with None.
+        """
+        keys: dict[str, str | None] = {}
         for ref in self.references:
             if not any(s in record for s in ref.sources):
                 continue  # absent is not null: an update leaves the relation alone
             values = [record.get(s) for s in ref.sources]
+            if ref.via_junction and len(values) == 1 and isinstance(values[0], list):
+                listed = [key_text([v]) for v in values[0] if v not in (None, "")]
+                keys.update((f"{ref.key}{SLOT}{k}", k) for k in listed)
+                if not listed:
+                    keys[ref.key] = None
+                continue
             keys[ref.key] = None if any(v in (None, "") for v in values) else key_text(values)
         return keys
+
+    def reference_of(self, slot: str) -> Reference:
+        column = slot.partition(SLOT)[0]
+        return next(r for r in self.references if r.key == column)
 
     @cached_property
     def _unique_field_maps(self) -> list[tuple[FieldMap, str]]:

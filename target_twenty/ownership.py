@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from target_twenty.client import quoted
+from target_twenty.client import MAX_BATCH, quoted
 from target_twenty.identity import (
     SECONDARY,
     Candidate,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("target_twenty")
 
 # Longest filter sent in one read: real servers cap the request line (8 KB behind nginx).
-MAX_FILTER = 2500  # see docs/api/twenty.md
+MAX_FILTER = 3500  # before URL encoding; see docs/api/twenty.md
 # Twenty lists soft-deleted rows when the filter names deletedAt; an upsert matches them too.
 WITH_DELETED = "or(deletedAt[is]:NULL,deletedAt[is]:NOT_NULL)"
 
@@ -50,9 +50,12 @@ class Ownership:
         self.obj = mapping.object
         self.scope = self.obj.id
         self.store = target.ids
-        self.source_key_field = mapping.source_key_field
+        # The owner field, once it exists (`create_missing_fields` makes it when its stream's
+        # SCHEMA comes; a parent looked up before that has no rows owned through it yet).
+        field = mapping.source_key_field
+        self.source_key_field = field if field in self.obj.fields else None
         # Nothing to plan for objects without unique fields and without an owner field.
-        self.active = bool(self.obj.unique_fields() or self.source_key_field)
+        self.active = bool(self.obj.unique_fields() or mapping.source_key_field)
 
     # Planning -----------------------------------------------------------------------------
     def plan(self, entries: list[Entry], force_read: bool = False) -> list[Plan]:
@@ -67,11 +70,14 @@ class Ownership:
         uncertain = [
             e for e in entries if force_read or self._uncertain(e, values[e.id], cache, empty)
         ]
-        rows = self._read(uncertain) if uncertain else []
-        aliases = self.store.aliased_rows(self.scope, (r["id"] for r in rows if "id" in r))
+        if empty:  # what this run wrote: the id map knows it, no read needed
+            rows, owners = self._rows_from_cache(uncertain, values, cache)
+        else:
+            rows = self._read(uncertain) if uncertain else []
+            owners = self.store.aliased_rows(self.scope, (r["id"] for r in rows if "id" in r))
         planner = Planner(
             self.obj,
-            Rows(self.obj, rows, self.source_key_field, aliases),
+            Rows(self.obj, rows, self.source_key_field, owners),
             self.target.on_unique_conflict,  # type: ignore[arg-type]
             self.target.adopted_rows,  # type: ignore[arg-type]
             self.source_key_field,
@@ -100,6 +106,27 @@ class Ownership:
             return any(v in cache and cache[v] != mine for v in values)
         return self.store.fresh or any(cache.get(v) != mine for v in values)
 
+    def _rows_from_cache(
+        self,
+        entries: list[Entry],
+        values: dict[str, list[UniqueValue]],
+        cache: dict[UniqueValue, Holder],
+    ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """The rows holding the entries' values, as the id map knows them (row id → the key
+        that owns it): enough to plan when the object held nothing before this run."""
+        rows: dict[str, dict[str, Any]] = {}
+        owners: dict[str, str] = {}
+        for entry in entries:
+            for f_key, value in values[entry.id]:
+                holder = cache.get((f_key, value))
+                if holder is None:
+                    continue
+                f = self.obj.fields[f_key]
+                row = rows.setdefault(holder.twenty_id, {"id": holder.twenty_id})
+                row[f_key] = {f.unique_subfield: value} if f.unique_subfield else value
+                owners[holder.twenty_id] = holder.key
+        return list(rows.values()), owners
+
     def _read(self, entries: list[Entry]) -> list[dict[str, Any]]:
         """Rows (soft-deleted ones too) with the entries' ids, owners or unique values."""
         rows: dict[str, dict[str, Any]] = {}
@@ -127,7 +154,10 @@ class Ownership:
         return [self._filter(group) for group in groups if group]
 
     def _filter(self, entries: list[Entry]) -> str:
-        conditions = [f"id[in]:[{quoted(sorted({e.id for e in entries}))}]"]
+        # Rows the target wrote carry their owner in `source_key_field`: their ids are needed
+        # only for rows that are not the key's own (adopted), or without that field.
+        by_id = [e for e in entries if not self.source_key_field or e.id != self._stable(e)]
+        conditions = [f"id[in]:[{quoted(sorted({e.id for e in by_id}))}]"] if by_id else []
         keys = sorted({display_of_key(e.key) for e in entries if e.key is not None})
         if self.source_key_field and keys:
             conditions.append(f"{self.source_key_field}[in]:[{quoted(keys)}]")
@@ -140,6 +170,30 @@ class Ownership:
             path = f"{f_key}.{f.unique_subfield}" if f.unique_subfield else f_key
             conditions.append(f"{path}[in]:[{quoted(sorted(found))}]")
         return f"{WITH_DELETED},or({','.join(conditions)})"
+
+    def rows_of_keys(self, keys: list[str]) -> dict[str, dict[str, Any] | None]:
+        """Each key's row in Twenty (soft-deleted ones too), found by its id (alias or stable)
+        and by `source_key_field`, so it is found without the id map; None when it has none.
+        A row found only by its owner field is remembered as the key's alias."""
+        ids = self.store.ids(self.scope, self.stream, keys)
+        found: dict[str, dict[str, Any] | None] = {}
+        for start in range(0, len(keys), MAX_BATCH):
+            chunk = keys[start : start + MAX_BATCH]
+            conditions = [f"id[in]:[{quoted(sorted({ids[k] for k in chunk}))}]"]
+            if self.source_key_field:
+                shown = sorted({display_of_key(k) for k in chunk})
+                conditions.append(f"{self.source_key_field}[in]:[{quoted(shown)}]")
+            rows = self.target.client.find(
+                self.obj.plural, f"{WITH_DELETED},or({','.join(conditions)})"
+            )
+            by_id = {row["id"]: row for row in rows if "id" in row}
+            indexed = Rows(self.obj, rows, self.source_key_field, {})
+            for key in chunk:
+                found[key] = by_id.get(ids[key]) or indexed.by_owner.get(key)
+        moved = [(k, r["id"]) for k, r in found.items() if r is not None and r["id"] != ids[k]]
+        if moved:
+            self.store.save(self.scope, self.stream, moved, keep=False)
+        return found
 
     # After the write ----------------------------------------------------------------------
     def remember(self, outcomes: dict[str, tuple[Plan, str]]) -> list[UniqueValue]:

@@ -36,7 +36,6 @@ from target_twenty.identity import (
     unique_values,
 )
 from target_twenty.ids import stable_id
-from target_twenty.ownership import WITH_DELETED
 
 if TYPE_CHECKING:
     from target_twenty.mapping import Reference, StreamMapping
@@ -82,11 +81,13 @@ class Removal:
                 self.store.mark_deleted(self.obj.id, [ids[key]])
                 self._report_deleted(records, key_of, ids[key], found)
             return
-        rows = self._rows_of(keyed, ids)
+        rows = self.target.ownership_of(self.mapping).rows_of_keys(list(keyed))
         doomed: list[Gone] = []
         for key, records in keyed.items():
             row = rows.get(key)
             if row is None or row.get("deletedAt"):
+                # Gone already: children of this run still treat it as deleted, not missing.
+                self.store.mark_deleted(self.obj.id, [row["id"] if row else ids[key]])
                 self._report_deleted(records, key_of, ids[key], False)
                 continue
             kept = self._kept_reason(key, row)
@@ -101,22 +102,6 @@ class Removal:
             for record in records[:-1]:
                 self._report_deleted([record], key_of, row["id"], True)
         self.delete_rows(doomed)
-
-    def _rows_of(self, keyed: dict[str, list[dict]], ids: dict[str, str]) -> dict[str, dict]:
-        conditions = [f"id[in]:[{quoted(sorted(set(ids.values())))}]"]
-        field = self.mapping.source_key_field
-        if field:
-            shown = sorted({display_key(json.loads(k)) for k in keyed})
-            conditions.append(f"{field}[in]:[{quoted(shown)}]")
-        found = self.client.find(self.obj.plural, f"{WITH_DELETED},or({','.join(conditions)})")
-        by_id = {row["id"]: row for row in found if "id" in row}
-        by_owner = {}
-        if field:
-            for row in found:
-                text = row.get(field)
-                if isinstance(text, str) and text.strip() and not row.get("deletedAt"):
-                    by_owner.setdefault(key_of_display(text.strip()), row)
-        return {k: by_id.get(ids[k]) or by_owner.get(k) for k in keyed}
 
     def _kept_reason(self, key: str, row: dict[str, Any]) -> tuple[list[str], str] | None:
         """Why the row of a deleted key is not deleted (statuses, reason), or None."""

@@ -2,8 +2,13 @@
 
 A form file has the shape `{"<app_id>": {"<entry_id>": {"name": "…", "widgets": [...]}}}`, the
 widgets exactly as `widget/list` returns them. `widgetName` may be left out when `name` is the
-widget id itself. Widget types are those of contract §7 plus the non-writable sn, linkdata,
-signature and aggregation; others (image, upload, usergroup, …) are refused, as is a subform
+widget id itself. Beside the documented keys a widget may carry `"required": true` (the form
+marks it required; the API does not enforce it) and, on an option widget, `"options"`: the
+option texts it offers (values outside them are saved empty). Both are our choices where the
+vendor's pages are silent: see docs/api/jiandaoyun.md §2.
+
+Widget types are those of contract §7 plus the non-writable sn, linkdata, signature and
+aggregation; others (image, upload, usergroup, …) are refused, as is a subform
 inside a subform.
 """
 
@@ -15,7 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crm_sandbox.jiandaoyun.values import READ_ONLY_TYPES, SYSTEM_FIELDS, WRITABLE_TYPES
+from crm_sandbox.jiandaoyun.values import (
+    OPTION_TYPES,
+    READ_ONLY_TYPES,
+    SYSTEM_FIELDS,
+    WRITABLE_TYPES,
+)
 
 WIDGET_ID = re.compile(r"_widget_\d{13}")
 # Returned by widget/list beside the widgets, as in contract §2.1. Rows carry the first three
@@ -83,6 +93,17 @@ def _widgets(widgets: Any, where: str, top_level: bool) -> list[dict[str, Any]]:
         names.add(name)
         ids.add(widget_id)
         clean = {"name": name, "widgetName": widget_id, "label": label, "type": kind}
+        if widget.get("required", False) is not False:
+            if widget["required"] is not True:
+                raise ValueError(f"{where}/{name}: required must be true or false")
+            clean["required"] = True
+        if "options" in widget:
+            options = widget["options"]
+            if kind not in OPTION_TYPES:
+                raise ValueError(f"{where}/{name}: only option widgets list options")
+            if not isinstance(options, list) or not all(isinstance(o, str) and o for o in options):
+                raise ValueError(f"{where}/{name}: options must be a list of texts")
+            clean["options"] = list(options)
         if kind == "subform":
             if not top_level:
                 raise ValueError(f"{where}/{name}: a subform cannot hold a subform")
@@ -111,16 +132,23 @@ def _w(widget_id: int, label: str, kind: str, alias: str | None = None, **more: 
 
 
 # The demo customer form has every widget type of contract §7, plus the read-only ones.
+LEVELS = ["A 级", "B 级", "C 级"]
+SOURCES = ["展会", "官网", "转介绍", "Cold call"]
+INDUSTRIES = ["制造", "零售", "IT", "医疗", "教育"]
+# The tests' tags, then tap-okki's (crm_sandbox/okki/records.py TAGS).
+TAGS = ["重点", "新客", "海外", "VIP", "Distributor", "展会客户", "Price sensitive", "复购"]
+STATUSES = ["正常", "已删除"]
+
 DEMO_CUSTOMERS = [
     _w(1704067200001, "客户名称", "text"),
     _w(1704067200002, "客户编号", "text", "customer_id"),
     _w(1704067200003, "备注", "textarea"),
     _w(1704067200004, "金额", "number", "amount"),
     _w(1704067200005, "最近跟进时间", "datetime"),
-    _w(1704067200006, "客户等级", "radiogroup"),
-    _w(1704067200007, "客户来源", "combo"),
-    _w(1704067200008, "所属行业", "checkboxgroup"),
-    _w(1704067200009, "标签", "combocheck"),
+    _w(1704067200006, "客户等级", "radiogroup", options=LEVELS),
+    _w(1704067200007, "客户来源", "combo", options=SOURCES),
+    _w(1704067200008, "所属行业", "checkboxgroup", options=INDUSTRIES),
+    _w(1704067200009, "标签", "combocheck", options=TAGS),
     _w(1704067200010, "地址", "address"),
     _w(1704067200011, "电话", "phone"),
     _w(1704067200012, "负责人", "user", "owner"),
@@ -134,12 +162,16 @@ DEMO_CUSTOMERS = [
             _w(1704067200016, "职务", "text"),
             _w(1704067200017, "联系次数", "number"),
             _w(1704067200018, "首次联系时间", "datetime"),
+            _w(1704067200025, "联系人编号", "text", "contact_id"),  # a key for the rows
         ],
     ),
     _w(1704067200019, "流水号", "sn"),
     _w(1704067200020, "关联订单", "linkdata"),
     _w(1704067200021, "签名", "signature"),
     _w(1704067200022, "订单总额", "aggregation"),
+    # Where deletions can be marked instead of done (target-jiandaoyun's delete_mode: mark).
+    _w(1704067200023, "客户状态", "radiogroup", "status", options=STATUSES),
+    _w(1704067200024, "删除时间", "datetime", "deleted_at"),
 ]
 
 DEMO_ORDERS = [
@@ -150,9 +182,23 @@ DEMO_ORDERS = [
     _w(1704067300005, "订单状态", "radiogroup"),
 ]
 
+# OKKI's follow-ups (跟进动态), one row each: what a production 跟进记录 form needs.
+FOLLOW_UP_TYPES = ["快速记录", "邮件", "电话", "会面", "社交", "拜访"]
+DEMO_FOLLOW_UPS = [
+    _w(1704067400001, "跟进编号", "text", "trail_id"),
+    _w(1704067400002, "客户编号", "text"),
+    _w(1704067400003, "跟进类型", "radiogroup", options=FOLLOW_UP_TYPES),
+    _w(1704067400004, "跟进内容", "textarea"),
+    _w(1704067400005, "跟进时间", "datetime"),
+    _w(1704067400006, "联系人编号", "text"),
+    _w(1704067400007, "商机编号", "text"),
+    _w(1704067400008, "删除时间", "datetime", "deleted_at"),
+]
+
 DEMO_FORMS = {
     "demo_app": {
         "demo_customers": {"name": "客户", "widgets": DEMO_CUSTOMERS},
         "demo_orders": {"name": "订单", "widgets": DEMO_ORDERS},
+        "demo_follow_ups": {"name": "跟进记录", "widgets": DEMO_FOLLOW_UPS},
     }
 }

@@ -11,8 +11,19 @@ from crm_sandbox.runtime import Knobs, TokenBucket
 
 COMPANY_RATE = "company_rate"
 # Endpoint group → the knob holding its per-endpoint rate (calls per second).
-GROUP_RATES = {"batch": "batch_rate", "single": "single_rate", "read": "read_rate"}
-DEFAULT_RATES = {"batch_rate": 10, "single_rate": 20, "read_rate": 30, "company_rate": 50}
+GROUP_RATES = {
+    "batch": "batch_rate",
+    "single": "single_rate",
+    "read": "read_rate",
+    "directory": "directory_rate",
+}
+DEFAULT_RATES = {
+    "batch_rate": 10,
+    "single_rate": 20,
+    "read_rate": 30,
+    "directory_rate": 10,  # the two directory lists (docs/api/jiandaoyun.md §10)
+    "company_rate": 50,
+}
 
 RATE_LIMIT_COMPANY = 8303
 RATE_LIMIT_ENDPOINT = 8304

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from crm_sandbox.jiandaoyun.values import COMPANY_CREATOR, MEMBERS
+from crm_sandbox.jiandaoyun.directory import COMPANY_CREATOR, DEPARTMENTS, MEMBERS
 
 MAX_BATCH = 100
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -103,3 +103,15 @@ def transaction_id(body: Body) -> str | None:
     if not isinstance(value, str) or "${" in value or "$(" in value or not UUID.fullmatch(value):
         raise ApiError(17025, "transaction_id must be a UUID")
     return value
+
+
+def department(body: Body) -> tuple[int, bool]:
+    """`dept_no` (a department of the directory) and `has_child` (default false)."""
+    dept_no, has_child = body.get("dept_no"), body.get("has_child", False)
+    if isinstance(dept_no, bool) or not isinstance(dept_no, int):
+        raise bad_parameter("dept_no must be a department number")
+    if dept_no not in DEPARTMENTS:
+        raise bad_parameter(f"department {dept_no} does not exist")
+    if not isinstance(has_child, bool):
+        raise bad_parameter("has_child must be true or false")
+    return dept_no, has_child

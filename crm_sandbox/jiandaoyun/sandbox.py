@@ -1,6 +1,6 @@
 """The Jiandaoyun (简道云) Open API v5 emulator: forms, rows, batch writes, rate limits.
 
-Implements the "Contract" of shared/api/jiandaoyun.md: every call is `POST /api/v5/<path>` with a
+Implements the contract of docs/api/jiandaoyun.md: every call is `POST /api/v5/<path>` with a
 JSON body and `Authorization: Bearer <API key>`; success is HTTP 200 with the payload at the top
 level, errors HTTP 400 `{"code": N, "msg": "…"}`. Value checks are in values.py, filters in
 query.py, rate limits in limits.py, form definitions in forms.py.
@@ -28,6 +28,10 @@ Decisions where the contract is silent:
 - `data/list`: `limit` defaults to 10; `fields` absent or empty = every field, `_id` always.
 - `app/list` and `app/entry/list` (`limit` 1..100, default 100, `skip` ≥ 0) list what the key may
   see; an app's name is its id.
+- The company directory (docs/api/jiandaoyun.md §10, directory.py): `corp/department/list` and
+  `corp/department/user/list` take `dept_no` (unknown or not a number → 17017) and `has_child`,
+  answer what is under that department, unpaged, and share the `directory_rate` (10/s each);
+  `corp/user/get` takes `username` (unknown → 1010) and counts as a read.
 - HTTP 429 (more than `max_concurrent` calls in flight, counting the one being answered and
   calls still in their injected latency) has the body `{"msg": "…"}`, without a code.
 - Injected server errors (`error_rate`) answer HTTP 502 with a gateway's HTML page.
@@ -38,9 +42,10 @@ Decisions where the contract is silent:
 
 Knobs in `knobs.extra` (see DEFAULT_EXTRA): `api_keys` (a list of accepted keys, or a map of key
 → list of app ids it may use, null = all), `disabled_api_keys` (→ 17018), `batch_rate`,
-`single_rate`, `read_rate` (per endpoint, calls/s), `company_rate` (all calls, calls/s),
-`max_concurrent`, `busy_rate` (share of writes answered 4012), `partial_failure_rate` (share of
-the rows of a batch not yet created that fail on each attempt; seeded), `transaction_ttl`.
+`single_rate`, `read_rate`, `directory_rate` (per endpoint, calls/s), `company_rate` (all calls,
+calls/s), `max_concurrent`, `busy_rate` (share of writes answered 4012), `partial_failure_rate`
+(share of the rows of a batch not yet created that fail on each attempt; seeded),
+`transaction_ttl`.
 Rates and `max_concurrent` of null or 0 mean no limit.
 
 Control routes: `POST /_sandbox/forms` `{"app_id", "entry_id", "name", "widgets"}` adds or
@@ -66,7 +71,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from crm_sandbox.jiandaoyun import params
+from crm_sandbox.jiandaoyun import directory, params
 from crm_sandbox.jiandaoyun.forms import Form, Forms, load_forms, parse_form
 from crm_sandbox.jiandaoyun.limits import DEFAULT_RATES, RATE_LIMIT_ENDPOINT, RateLimits
 from crm_sandbox.jiandaoyun.params import MAX_BATCH, ApiError, Body, bad_parameter
@@ -121,6 +126,9 @@ class JiandaoyunSandbox(Sandbox):
             "app/entry/data/batch_create": ("batch", self._batch_create),
             "app/entry/data/batch_update": ("batch", self._batch_update),
             "app/entry/data/batch_delete": ("batch", self._batch_delete),
+            "corp/department/list": ("directory", self._department_list),
+            "corp/department/user/list": ("directory", self._department_users),
+            "corp/user/get": ("read", self._user_get),
         }
         self.reset()
 
@@ -318,6 +326,27 @@ class JiandaoyunSandbox(Sandbox):
 
     def _widget_list(self, request: Request, body: Body) -> Body:
         return self._form(request, body).widget_list()
+
+    # The company directory -----------------------------------------------------------------------
+
+    def _department_list(self, request: Request, body: Body) -> Body:
+        dept_no, recursive = params.department(body)
+        return {
+            "departments": [
+                directory.listed_department(n) for n in directory.under(dept_no, recursive)
+            ]
+        }
+
+    def _department_users(self, request: Request, body: Body) -> Body:
+        dept_no, recursive = params.department(body)
+        departments = {dept_no, *(directory.under(dept_no, True) if recursive else ())}
+        return {"users": [directory.listed_member(u) for u in directory.members_in(departments)]}
+
+    def _user_get(self, request: Request, body: Body) -> Body:
+        username = body.get("username")
+        if not isinstance(username, str) or username not in directory.MEMBERS:
+            raise ApiError(1010, f"member {username!r} does not exist")
+        return {"user": directory.listed_member(username)}
 
     # Reads --------------------------------------------------------------------------------------
 

@@ -10,8 +10,11 @@ reported as an `Issue`, never rejected, as upstream does):
 - checkboxgroup, combocheck: a list of strings.
 - address: an object whose keys are among province, city, district, detail; string values.
 - phone: `{"phone": "<string>"}`, read back as `{"phone": …, "verified": false}`.
-- user: the username of a member of `MEMBERS`, read back as the member object.
-- dept: a `dept_no` of `DEPARTMENTS`, as a number or a string of digits, read back as the
+- radiogroup, combo, checkboxgroup, combocheck of a form that lists the widget's `options`:
+  only those texts (a list holding any other text is saved empty whole).
+- user: the username of a member of the directory (directory.py), read back as the member
+  object.
+- dept: a `dept_no` of the directory, as a number or a string of digits, read back as the
   department object.
 - subform: a list of rows, each an object of wrapped item values, checked the same way; read
   back with a `_id` per row.
@@ -33,16 +36,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crm_sandbox.jiandaoyun.directory import (  # noqa: F401 (re-exported for tests)
+    COMPANY_CREATOR,
+    DEPARTMENTS,
+    MEMBERS,
+    department,
+    member,
+)
+
 READ_ONLY_TYPES = frozenset({"sn", "linkdata", "signature", "aggregation"})
 SYSTEM_FIELDS = frozenset(
     {"_id", "appId", "entryId", "creator", "updater", "deleter"}
     | {"createTime", "updateTime", "deleteTime", "flowState"}
 )
-COMPANY_CREATOR = "jdy-admin"  # data_creator when none is given
-# The company's members and departments: what `user` and `dept` values may name.
-MEMBERS = {"jdy-admin": ("管理员", 1), "zhangsan": ("张三", 2), "lisi": ("李四", 2)}
-MEMBERS |= {"wangwu": ("王五", 3)}
-DEPARTMENTS = {1: ("示例公司", None), 2: ("销售部", 1), 3: ("市场部", 1)}
+OPTION_TYPES = frozenset({"radiogroup", "combo", "checkboxgroup", "combocheck"})
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_MS_MIN = 10**11  # 1973-03-03; smaller numbers are epoch seconds or 0
@@ -63,30 +70,6 @@ class Issue:
 
 class Wrong(ValueError):
     """A value of the wrong type (the message says what was expected)."""
-
-
-def member(username: str) -> dict[str, Any]:
-    name, dept = MEMBERS[username]
-    return {
-        "name": name,
-        "username": username,
-        "status": 1,
-        "type": 0,
-        "departments": [dept],
-        "integrate_id": None,
-    }
-
-
-def department(dept_no: int) -> dict[str, Any]:
-    name, parent = DEPARTMENTS[dept_no]
-    return {
-        "name": name,
-        "dept_no": dept_no,
-        "type": 1 if parent is None else 0,
-        "parent_no": parent,
-        "status": 1,
-        "integrate_id": None,
-    }
 
 
 def format_time(moment: datetime) -> str:
@@ -162,6 +145,15 @@ def _dept(value: Any) -> dict[str, Any]:
     return department(value)
 
 
+def _among_options(widget: dict[str, Any], value: str | list[str]) -> None:
+    options = widget.get("options")
+    if options is None:
+        return  # a form that does not list the options takes any text
+    for text in value if isinstance(value, list) else [value]:
+        if text and text not in options:
+            raise Wrong(f"{text!r} is not one of the widget's options")
+
+
 CHECKERS: dict[str, Callable[[Any], Any]] = {
     "text": _string,
     "textarea": _string,
@@ -225,6 +217,8 @@ def write_row(
             continue
         try:
             values[key] = empty(kind) if value is None else CHECKERS[kind](value)
+            if value is not None and kind in OPTION_TYPES:
+                _among_options(widget, values[key])
         except Wrong as wrong:
             issues.append(Issue(name, value, str(wrong)))
             values[key] = empty(kind)

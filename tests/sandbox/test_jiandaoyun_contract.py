@@ -1,4 +1,4 @@
-"""The Jiandaoyun sandbox against shared/api/jiandaoyun.md "Contract", one test per rule.
+"""The Jiandaoyun sandbox against its contract (docs/api/jiandaoyun.md), one test per rule.
 
 Every test talks HTTP to a `crm-sandbox serve` process (the session `sandbox` fixture); the
 `jdy` fixture resets the emulator and restores its knobs around each test. Rate-limit tests
@@ -209,6 +209,35 @@ def test_2_2_widget_name_is_the_widget_id_and_only_subforms_have_items(jdy: Jdy)
     assert contacts["label"] == "联系人"
     assert {i["type"] for i in contacts["items"]} == {"text", "number", "datetime"}
     assert all(set(i) == {"name", "widgetName", "label", "type"} for i in contacts["items"])
+
+
+def test_2_3_option_widgets_list_their_options_and_required_widgets_say_so(jdy: Jdy) -> None:
+    widgets = [
+        {"name": "_widget_1700000000001", "label": "名称", "type": "text", "required": True},
+        {"name": "_widget_1700000000002", "label": "等级", "type": "radiogroup", "options": ["A"]},
+        {"name": "_widget_1700000000003", "label": "备注", "type": "text", "required": False},
+    ]
+    form = {"app_id": APP, "entry_id": "required", "name": "必填", "widgets": widgets}
+    jdy.control.post("forms", form)
+
+    listed = jdy.ok("app/entry/widget/list", entry_id="required")["widgets"]
+
+    assert [(w["label"], w.get("required"), w.get("options")) for w in listed] == [
+        ("名称", True, None),
+        ("等级", None, ["A"]),
+        ("备注", None, None),  # "required" only when true
+    ]
+    jdy.ok("app/entry/data/create", entry_id="required", data=wrap({"_widget_1700000000003": "x"}))
+    assert jdy.control.stats()["blanked_values"] == 0  # the API does not enforce required
+    demo = jdy.ok("app/entry/widget/list")["widgets"]
+    assert {w["label"]: w["options"] for w in demo if "options" in w}["客户等级"] == [
+        "A 级",
+        "B 级",
+        "C 级",
+    ]
+    bad = {**form, "widgets": [{**widgets[0], "options": ["A"]}]}
+    response = requests.post(f"{jdy.control.base_url}/_sandbox/forms", json=bad, timeout=10)
+    assert response.status_code == 400 and "options" in response.json()["error"]
 
 
 # §3 batch_create -------------------------------------------------------------------------------
@@ -555,7 +584,7 @@ def test_7_valid_values_of_every_widget_type_are_stored_and_read_back(jdy: Jdy) 
         NOTE: "第一行\n第二行",
         AMOUNT: 1234.5,
         FOLLOWED: 1704067200000,
-        LEVEL: "A",
+        LEVEL: "A 级",
         SOURCE: "展会",
         INDUSTRY: ["制造", "零售"],
         TAGS: [],
@@ -597,12 +626,14 @@ WRONG_VALUES = [  # (field, wrongly typed value, what it reads back as)
     (FOLLOWED, "2024-01-01 10:00:00", None),  # naive: forbidden
     (FOLLOWED, "2024-01-01T10:00:00+08:00", None),  # not UTC Z
     (FOLLOWED, 1704067200, None),  # epoch seconds
-    (LEVEL, ["A"], ""),
+    (LEVEL, ["A 级"], ""),
+    (LEVEL, "Z 级", ""),  # not one of the widget's options
     (INDUSTRY, "制造", []),
     (TAGS, ["a", 1], []),
+    (TAGS, ["VIP", "no such tag"], []),  # one text outside the options blanks the list
     (ADDRESS, {"province": "广东省", "zip": "518000"}, {}),
     (PHONE, "13800000000", {}),
-    (OWNER, "nobody", None),
+    (OWNER, "nobody", None),  # not in the directory
     (DEPT, 99, None),
     (CONTACTS, {"not": "a list"}, []),
 ]
@@ -647,6 +678,18 @@ def test_7_2_non_writable_widgets_and_system_fields_are_ignored_and_counted(jdy:
     stats = jdy.control.stats()
     assert stats["ignored_fields"] == len(forbidden) and stats["blanked_values"] == 0
     assert {i["field"] for i in stats["ignored"]} == set(forbidden)
+
+
+def test_7_3_an_option_text_outside_the_widgets_options_is_saved_empty_and_counted(
+    jdy: Jdy,
+) -> None:
+    jdy.batch([wrap({LEVEL: "B 级", TAGS: ["VIP", "复购"]}), wrap({LEVEL: "Gold", TAGS: ["x"]})])
+    kept, blanked = jdy.rows()
+    assert (kept[LEVEL], kept[TAGS]) == ("B 级", ["VIP", "复购"])
+    assert (blanked[LEVEL], blanked[TAGS]) == ("", [])
+    stats = jdy.control.stats()
+    assert stats["blanked_values"] == 2
+    assert "not one of the widget's options" in stats["blanked"][0]["reason"]
 
 
 # §8 rate limits --------------------------------------------------------------------------------
@@ -778,6 +821,48 @@ def test_9_queued_errors_such_as_9007_answer_the_next_calls_then_stop(jdy: Jdy) 
 # Knobs, control routes, records and stats ------------------------------------------------------
 
 
+# §10 the company directory ---------------------------------------------------------------------
+
+
+def test_10_1_department_list_answers_the_departments_under_one_recursively_with_has_child(
+    jdy: Jdy,
+) -> None:
+    direct = jdy.post("corp/department/list", {"dept_no": 1}).json()["departments"]
+    every = jdy.post("corp/department/list", {"dept_no": 1, "has_child": True}).json()
+    assert [d["dept_no"] for d in direct] == [2, 3]  # the root itself is not listed
+    assert [d["dept_no"] for d in every["departments"]] == [2, 3, 4]
+    assert every["departments"][2] == {
+        "dept_no": 4,
+        "name": "华东销售组",
+        "parent_no": 2,
+        "type": 0,
+        "status": 1,
+    }
+    assert jdy.post("corp/department/list", {"dept_no": 99}).json()["code"] == 17017
+
+
+def test_10_2_department_members_with_has_child_are_the_whole_company(jdy: Jdy) -> None:
+    sales = jdy.post("corp/department/user/list", {"dept_no": 2}).json()["users"]
+    assert [u["username"] for u in sales] == ["zhangsan", "lisi"]
+    users = jdy.post("corp/department/user/list", {"dept_no": 1, "has_child": True}).json()
+    assert len(users["users"]) == 7
+    assert [u["username"] for u in users["users"] if u["name"] == "张伟"] == [
+        "zhangwei",
+        "zhangwei2",
+    ]
+    assert set(users["users"][0]) == {"username", "name", "departments", "type", "status", "email"}
+    got = jdy.post("corp/user/get", {"username": "lisi"}).json()["user"]
+    assert (got["name"], got["departments"], got["email"]) == ("李四", [2], "lisi@example.com")
+    assert jdy.post("corp/user/get", {"username": "nobody"}).json()["code"] == 1010
+
+
+def test_10_3_directory_lists_are_limited_to_10_per_second(jdy: Jdy) -> None:
+    jdy.control.knobs(time_scale=SLOW)
+    answers = [jdy.post("corp/department/list", {"dept_no": 1}) for _ in range(11)]
+    assert [a.status_code for a in answers[:10]] == [200] * 10
+    assert answers[10].json()["code"] == 8304
+
+
 def test_knob_time_scale_makes_an_injected_throttle_retry_after_fractional(jdy: Jdy) -> None:
     jdy.control.knobs(time_scale=5, burst_429_rate=1.0, burst_429_length=1)
     response = jdy.call("app/entry/widget/list")
@@ -860,7 +945,11 @@ def test_records_stats_and_reset(jdy: Jdy) -> None:
     assert jdy.control.credentials == {"api_key": KEY, "app_id": APP, "entry_id": FORM}
     jdy.batch([wrap({NAME: "ACME", AMOUNT: "1"}), {"nope": 1}], transaction_id=tx(1))
     records = jdy.control.records()
-    assert set(records["forms"]) == {f"{APP}/{FORM}", f"{APP}/demo_orders"}
+    assert set(records["forms"]) == {
+        f"{APP}/{FORM}",
+        f"{APP}/demo_orders",
+        f"{APP}/demo_follow_ups",
+    }
     (row, _) = records["forms"][f"{APP}/{FORM}"]
     for system in ("_id", "creator", "updater", "createTime", "updateTime", "appId", "entryId"):
         assert system in row

@@ -36,10 +36,18 @@ def jdy() -> Iterator[SandboxClient]:
 
 
 @pytest.fixture(autouse=True)
-def empty_sandbox(request: pytest.FixtureRequest) -> None:
-    """Each test that uses the sandbox starts from an empty one (reading it back stays fast)."""
-    if "jdy" in request.fixturenames:
-        request.getfixturevalue("jdy").reset()
+def empty_sandbox(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test that uses the sandbox starts from an empty one (reading it back stays fast),
+    and ends with the sandbox having blanked no value: whatever a test sends, the target never
+    lets Jiandaoyun save a value as empty in its place (docs/api/jiandaoyun.md §7.2)."""
+    if "jdy" not in request.fixturenames:
+        yield
+        return
+    jdy: SandboxClient = request.getfixturevalue("jdy")
+    jdy.reset()
+    yield
+    stats = jdy.stats()
+    assert stats["blanked_values"] == 0, f"the sandbox blanked values: {stats['blanked']}"
 
 
 def new_form(jdy: SandboxClient, widgets: list[dict] | None = None) -> tuple[str, str]:

@@ -10,7 +10,8 @@ import datetime as dt
 import random
 from typing import Any
 
-from crm_sandbox.jiandaoyun.forms import DEMO_CUSTOMERS
+from crm_sandbox.jiandaoyun.forms import DEMO_CUSTOMERS, INDUSTRIES, LEVELS, SOURCES
+from crm_sandbox.jiandaoyun.forms import TAGS as FORM_TAGS
 from crm_sandbox.jiandaoyun.values import department, member
 
 STREAM = "customers"
@@ -76,10 +77,7 @@ SUBFORMS = {
     }
 }
 
-LEVELS = ["A 级", "B 级", "C 级"]
-SOURCES = ["展会", "官网", "转介绍", "Cold call"]
-INDUSTRIES = ["制造", "零售", "IT", "医疗", "教育"]
-TAGS = ["重点", "新客", "海外", "VIP"]
+TAGS = FORM_TAGS[:4]  # the demo form's options (crm_sandbox/jiandaoyun/forms.py)
 PLACES = [
     ("浙江省", "杭州市", "西湖区"),
     ("广东省", "深圳市", "南山区"),
@@ -187,6 +185,7 @@ def expected(rec: dict[str, Any]) -> dict[str, Any]:
                 _ITEMS["职务"]: c["title"] or "",
                 _ITEMS["联系次数"]: c["calls"],
                 _ITEMS["首次联系时间"]: utc(c["first_contact"]),
+                _ITEMS["联系人编号"]: "",  # not mapped
             }
             for c in rec["contacts"]
         ],

@@ -1,4 +1,5 @@
-"""Records a tap marks deleted (`_sdc_deleted_at`) delete the rows holding their key."""
+"""Records a tap marks deleted (`_sdc_deleted_at`) delete the rows holding their key, or, with
+`delete_mode: mark`, mark them and keep them."""
 
 from __future__ import annotations
 
@@ -190,3 +191,86 @@ def test_without_a_key_widget_deleted_records_are_skipped_not_appended(
     assert "4 records, 2 created, 0 updated, 2 skipped, 0 failed" in run.stderr
     assert run.states == [{"sent": 4}]
     assert run.dead_letters(tmp_path) == []
+
+
+# delete_mode: mark ------------------------------------------------------------------------------
+STATUS, DELETED_AT = "status", "deleted_at"  # the demo form's 客户状态 and 删除时间
+
+
+def mark_settings(jdy: SandboxClient, tmp_path: Path, **mark: Any) -> dict:
+    form = new_form(jdy)
+    spec = c.form_spec(form, key_widget="客户编号", delete_mode="mark", **mark)
+    return config(jdy, {c.STREAM: spec}, tmp_path, default_timezone=c.TIMEZONE)
+
+
+def test_mark_keeps_the_row_and_sets_the_deletion_time_and_a_later_record_clears_it(
+    jdy: SandboxClient, tmp_path: Path
+) -> None:
+    settings = mark_settings(jdy, tmp_path, mark_widget="删除时间")
+    records = c.customers(3, seed=37)
+    assert run_target(settings, messages(*records), tmp_path).returncode == 0
+    before = {row["customer_id"]: row for row in rows_of(jdy, form_of(settings))}
+
+    run = run_target(settings, messages(deleted("C000001")), tmp_path)
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = {row["customer_id"]: row for row in rows_of(jdy, form_of(settings))}
+    assert set(rows) == {"C000000", "C000001", "C000002"}  # nothing deleted
+    assert rows["C000001"][DELETED_AT] == "2026-03-01T00:00:00.000Z"  # 08:00 +08:00
+    assert c.actual(rows["C000001"]) == c.actual(before["C000001"])  # the rest is as it was
+    assert rows["C000000"][DELETED_AT] is None
+    [line] = read_jsonl(tmp_path / "report.jsonl")[3:]
+    assert (line["action"], line["status"], line["id"]) == (
+        "deleted",
+        ["marked"],
+        before["C000001"]["_id"],
+    )
+    assert "mark their rows deleted: 删除时间 = the deletion time" in run.stderr
+    assert "1 deleted, 1 marked" in run.stderr
+
+    since = time.time()
+    again = run_target(settings, messages(deleted("C000001")), tmp_path)
+    assert again.returncode == 0
+    assert writes(jdy.requests(since), "data/update") == []  # marked already: nothing to do
+
+    restored = run_target(settings, messages(records[1]), tmp_path)
+
+    assert restored.returncode == 0, restored.stderr[-3000:]
+    row = next(r for r in rows_of(jdy, form_of(settings)) if r["customer_id"] == "C000001")
+    assert row[DELETED_AT] is None and row["_id"] == before["C000001"]["_id"]
+
+
+def test_mark_may_set_a_status_option_and_a_restore_clears_only_that_option(
+    jdy: SandboxClient, tmp_path: Path
+) -> None:
+    settings = mark_settings(jdy, tmp_path, mark_widget="客户状态", mark_value="已删除")
+    records = c.customers(2, seed=38)
+    assert run_target(settings, messages(*records), tmp_path).returncode == 0
+
+    run = run_target(settings, messages(deleted("C000000")), tmp_path)
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = {row["customer_id"]: row for row in rows_of(jdy, form_of(settings))}
+    assert (rows["C000000"][STATUS], rows["C000001"][STATUS]) == ("已删除", "")
+    assert "客户状态 = '已删除'" in run.stderr
+
+    assert run_target(settings, messages(*records), tmp_path).returncode == 0
+    rows = {row["customer_id"]: row for row in rows_of(jdy, form_of(settings))}
+    assert rows["C000000"][STATUS] == ""
+
+
+def test_mark_settings_that_cannot_work_stop_the_run_before_anything_is_written(
+    jdy: SandboxClient, tmp_path: Path
+) -> None:
+    cases = [
+        ({"mark_widget": "客户状态", "mark_value": "Gone"}, "not one of the options"),
+        ({"mark_widget": "客户状态"}, "needs a mark_value"),
+        ({"mark_widget": "金额"}, "must be a datetime"),
+        ({}, "needs mark_widget"),
+    ]
+    for mark, problem in cases:
+        settings = mark_settings(jdy, tmp_path, **mark)
+        since = time.time()
+        run = run_target(settings, messages(*c.customers(1)), tmp_path)
+        assert run.returncode != 0 and problem in run.stderr, mark
+        assert writes(jdy.requests(since)) == []

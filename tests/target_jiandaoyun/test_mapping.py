@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
 
-from target_jiandaoyun.mapping import Form, MappingError, resolve
+from target_jiandaoyun.directory import Directory, Unknown
+from target_jiandaoyun.mapping import Form, MappingError, Policy, StreamMapping, resolve
 from target_jiandaoyun.values import ValueRejected
 
 WIDGETS = {
@@ -138,7 +140,12 @@ def test_a_bad_value_names_field_widget_and_subform_row() -> None:
 
 
 def test_key_widget_defaults_to_the_stream_key_and_is_written() -> None:
-    spec = {"app_id": "app", "entry_id": "customers", "fields": {}, "key_widget": "客户编号"}
+    spec = {
+        "app_id": "app",
+        "entry_id": "customers",
+        "fields": {"name": "客户名称"},
+        "key_widget": "客户编号",
+    }
     mapping = resolve("customers", spec, FORM, SCHEMA, key_properties=["id"])
     assert mapping.key is not None and mapping.key.source == "id"
     assert mapping.row({"id": "C9"}) == {"customer_id": {"value": "C9"}}
@@ -213,10 +220,134 @@ def test_the_key_may_be_computed() -> None:
     spec = {
         "app_id": "app",
         "entry_id": "customers",
-        "fields": {"code": {"widget": "客户编号", "expression": "'OKKI-' + str(id)"}},
+        "fields": {
+            "code": {"widget": "客户编号", "expression": "'OKKI-' + str(id)"},
+            "name": "客户名称",
+        },
         "key_widget": "客户编号",
         "key_field": "code",
     }
     mapping = resolve("customers", spec, FORM, SCHEMA, key_properties=["id"])
     assert mapping.key_value({"id": 42}) == "OKKI-42"
     assert mapping.row({"id": 42}) == {"customer_id": {"value": "OKKI-42"}}
+
+
+# Members, departments, subform keys, deletion marks -------------------------------------------
+PEOPLE = Form.parse(
+    "app",
+    "people",
+    {
+        "widgets": [
+            {
+                "name": "code",
+                "widgetName": "_widget_1000000000021",
+                "label": "编号",
+                "type": "text",
+            },
+            {
+                "name": "owner",
+                "widgetName": "_widget_1000000000022",
+                "label": "负责人",
+                "type": "user",
+            },
+            {
+                "name": "dept",
+                "widgetName": "_widget_1000000000023",
+                "label": "部门",
+                "type": "dept",
+            },
+            {"name": "_widget_1000000000024", "label": "名称", "type": "text"},
+        ]
+    },
+)
+DIRECTORY = Directory.parse(
+    [{"dept_no": 2, "name": "销售部"}, {"dept_no": 3, "name": "销售部"}],
+    [
+        {"username": "zs", "name": "张三", "email": "ZS@example.com"},
+        {"username": "zw1", "name": "张伟"},
+        {"username": "zw2", "name": "张伟"},
+    ],
+)
+
+
+def people(fields: dict, directory: Directory | None = DIRECTORY, **spec) -> StreamMapping:
+    full = {"app_id": "app", "entry_id": "people", "fields": fields, **spec}
+    return resolve("people", full, PEOPLE, directory=directory)
+
+
+def test_the_directory_names_members_by_username_email_or_a_display_name_nobody_shares() -> None:
+    assert DIRECTORY.username("zs") == "zs"
+    assert DIRECTORY.username("zs@EXAMPLE.com", "email") == "zs"
+    assert DIRECTORY.username("张三", "name") == "zs"
+    with pytest.raises(Unknown, match="several members have the name '张伟'"):
+        DIRECTORY.username("张伟", "name")
+    assert DIRECTORY.dept_no(1) == 1  # the root department, never in its own list
+    with pytest.raises(Unknown, match="several departments are named '销售部'"):
+        DIRECTORY.dept_no("销售部", "name")
+    with pytest.raises(Unknown, match="no department of the company directory has the dept_no 9"):
+        DIRECTORY.dept_no(9)
+
+
+def test_values_the_api_would_blank_are_left_out_and_listed_with_skip_field() -> None:
+    mapping = people({"id": "编号", "owner": "负责人", "dept": "部门"})
+    skipped: list = []
+    row = mapping.row({"id": "P1", "owner": "nobody", "dept": 2}, skipped=skipped)
+    assert row == {"code": {"value": "P1"}, "dept": {"value": 2}}
+    assert [(s.field, s.value, s.setting) for s in skipped] == [
+        ("owner", "nobody", "on_unknown_member")
+    ]
+    strict = resolve(
+        "people",
+        {"app_id": "app", "entry_id": "people", "fields": {"owner": "负责人"}},
+        PEOPLE,
+        policy=Policy(member="dead_letter"),
+        directory=DIRECTORY,
+    )
+    with pytest.raises(ValueRejected, match="on_unknown_member: dead_letter") as refused:
+        strict.row({"owner": "nobody"})
+    assert refused.value.code == "unknown-member"
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"name": {"widget": "名称", "match_by": "email"}}, "is for member and department"),
+        ({"owner": {"widget": "负责人", "match_by": "phone"}}, "'match_by' is one of"),
+        ({"owner": {"widget": "负责人", "exprssion": "x"}}, "unknown keys ['exprssion']"),
+    ],
+)
+def test_match_by_settings_that_cannot_work_are_refused(fields: dict, problem: str) -> None:
+    with pytest.raises(MappingError, match=re.escape(problem)):
+        people(fields)
+
+
+def test_matching_by_email_needs_a_directory_that_lists_emails() -> None:
+    no_emails = Directory.parse([], [{"username": "zs", "name": "张三"}])
+    with pytest.raises(MappingError, match="lists no member's email"):
+        people({"owner": {"widget": "负责人", "match_by": "email"}}, directory=no_emails)
+
+
+def test_a_subform_key_must_be_one_of_its_mapped_text_or_number_fields() -> None:
+    spec = {
+        "app_id": "app",
+        "entry_id": "customers",
+        "fields": {"id": "客户编号", "name": "客户名称"},
+        "subforms": {
+            "contacts": {"widget": "联系人", "fields": {"calls": "次数"}, "key_field": "x"}
+        },
+    }
+    with pytest.raises(MappingError, match="key_field 'x' is not one of the row fields"):
+        resolve("customers", spec, FORM, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ({"delete_mode": "soft"}, "delete_mode is 'delete' or 'mark'"),
+        ({"delete_mode": "mark", "mark_widget": "名称", "mark_value": "x"}, "needs a key_widget"),
+        ({"mark_widget": "名称"}, "are for delete_mode 'mark'"),
+    ],
+)
+def test_delete_mode_settings_that_cannot_work_are_refused(spec: dict, problem: str) -> None:
+    with pytest.raises(MappingError, match=re.escape(problem)):
+        people({"id": "编号"}, **spec)

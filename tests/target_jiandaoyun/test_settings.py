@@ -101,7 +101,7 @@ def test_a_stream_without_a_form_is_an_error_naming_the_stream(
 
 def test_plain_http_to_a_remote_host_is_refused_unless_allowed(tmp_path: Path) -> None:
     settings = {
-        "api_key": "k",
+        "api_key": "jdy-test-key-7c1",
         "base_url": "http://api.example.com",
         "forms": {"s": {"app_id": "a", "entry_id": "e"}},
     }
@@ -180,3 +180,54 @@ def test_data_creator_is_recorded_and_an_unknown_member_stops_the_run_naming_the
     assert failed.returncode != 0
     assert "1010" in failed.stderr and "'data_creator'" in failed.stderr
     assert len(rows_of(jdy, form)) == 5
+
+
+def test_an_expression_reading_a_name_the_schema_lacks_stops_the_run_before_any_write(
+    jdy: SandboxClient, tmp_path: Path
+) -> None:
+    form = new_form(jdy)
+    spec = c.form_spec(form, key_widget="客户编号")
+    spec["fields"] = {**spec["fields"], "cents": {"widget": "金额", "expression": "amout * 100"}}
+    del spec["fields"]["amount"]
+    since = time.time()
+
+    run = run_target(config(jdy, {c.STREAM: spec}, tmp_path), some_records(), tmp_path)
+
+    assert run.returncode != 0
+    assert "Stream 'customers', field 'cents': expression 'amout * 100' reads 'amout'" in run.stderr
+    assert writes_since(jdy, since) == [] and rows_of(jdy, form) == []
+    assert read_jsonl(tmp_path / "dead-letters.jsonl") == []  # not one dead letter per record
+
+
+def test_a_mapping_that_writes_only_the_key_is_an_error_not_60_updates(
+    jdy: SandboxClient, tmp_path: Path
+) -> None:
+    form = new_form(jdy)
+    spec = {"app_id": form[0], "entry_id": form[1], "key_widget": "客户编号", "fields": {}}
+    since = time.time()
+
+    run = run_target(config(jdy, {c.STREAM: spec}, tmp_path), some_records(), tmp_path)
+
+    assert run.returncode != 0
+    assert "the mapping writes nothing" in run.stderr or "writes only the key" in run.stderr
+    assert writes_since(jdy, since) == []
+
+
+def test_append_mode_warns_at_start_that_records_sent_again_create_rows_again(
+    jdy: SandboxClient, tmp_path: Path
+) -> None:
+    form = new_form(jdy)
+    settings = config(jdy, {c.STREAM: c.form_spec(form)}, tmp_path, default_timezone=c.TIMEZONE)
+
+    first = run_target(settings, some_records(2), tmp_path)
+    again = run_target(settings, some_records(3), tmp_path)  # 2 sent again, in another batch
+
+    assert first.returncode == 0 and again.returncode == 0
+    warning = next(line for line in first.stderr.splitlines() if "appends (no key_widget)" in line)
+    assert "WARNING" in warning and "a retried batch is never created twice" in warning
+    assert "creates another row" in warning and "forms.customers.key_widget" in warning
+    assert len(rows_of(jdy, form)) == 5  # as the warning said
+
+    upsert = c.form_spec(form, key_widget="客户编号")
+    quiet = run_target(config(jdy, {c.STREAM: upsert}, tmp_path), some_records(2), tmp_path)
+    assert "appends (no key_widget)" not in quiet.stderr

@@ -332,17 +332,26 @@ class PipelinedTarget(SecretMasking, Target):
         if self._stop_signal is not None:
             self.logger.warning(
                 "Received signal %d: reading no more input; writing what was received, then "
-                "stopping (a second signal stops at once). Records waiting for a parent are not "
-                "written: the next run sends them again.",
+                "stopping (a second signal stops at once).",
                 self._stop_signal,
             )
         super().process_endofpipe()
         if self._stop_signal is None:
             self.end_of_input()
+        elif self.held_back():
+            self.logger.warning(
+                "%d record(s) waiting for their parent are not written, nor the STATEs after "
+                "them: the next run sends them again.",
+                self.held_back(),
+            )
         self._finish(raise_failures=True)
 
     def end_of_input(self) -> None:
         """Every sink is drained: send what the target still holds back (nothing by default)."""
+
+    def held_back(self) -> int:
+        """Records the target holds back (none by default)."""
+        return 0
 
     def _finish(self, raise_failures: bool) -> None:
         if self._finished:

@@ -457,6 +457,9 @@ class TargetTwenty(PipelinedTarget):
         stream, key = parent
         return next((s for s in self.sinks_of(stream) if key in s._buffered), None)
 
+    def held_back(self) -> int:
+        return len(self.held)
+
     def end_of_input(self) -> None:
         # Parents that never came: send their children anyway (their batch looks the parent up
         # in Twenty once more). A child of a held record goes once that record is sent.

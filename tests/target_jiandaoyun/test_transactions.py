@@ -146,3 +146,38 @@ def test_rows_counted_as_created_but_not_in_the_form_are_created_again_under_a_n
     assert {key: line["id"] for key, line in report.items()} == rows
     creates = [r for r in jdy.requests() if r["path"].endswith("batch_create")]
     assert [r["batch_size"] for r in creates] == [10, 10, 2]  # lost, retried, the two again
+
+
+def test_rows_still_missing_after_being_created_again_are_dead_lettered_never_reported_created(
+    jdy: SandboxClient, tmp_path: Path
+) -> None:
+    form = new_form(jdy)
+    spec = c.form_spec(form, key_widget="客户编号")
+    settings = config(jdy, {c.STREAM: spec}, tmp_path, default_timezone=c.TIMEZONE)
+    customers = c.customers(4, seed=195)
+    # Twice: a batch_create applied, its answer lost, its retry held while rows are deleted.
+    for first in (0, 2):
+        jdy.gate("batch_create", stage="after", drop=True, skip=first)
+    retries = [jdy.gate("batch_create", skip=first + 1) for first in (0, 2)]
+    source = tmp_path / "input.singer"
+    source.write_text(singer_lines(messages(*customers)))
+    with source.open() as stdin:
+        process = start_target(settings, tmp_path, stdin=stdin)
+    try:
+        jdy.wait_at_gate(retries[0])
+        delete_rows(jdy, form, rows_of(jdy, form)[:1])  # one of the four is gone
+        jdy.open_gate(retries[0])
+        jdy.wait_at_gate(retries[1])
+        delete_rows(jdy, form, rows_of(jdy, form)[-1:])  # and again, when created anew
+        jdy.open_gate(retries[1])
+        assert process.wait(timeout=60) == 1  # a record could not be written
+    finally:
+        process.kill()
+
+    assert len(rows_of(jdy, form)) == 3
+    [letter] = read_jsonl(tmp_path / "dead-letters.jsonl")
+    assert letter["code"] == "not-created"
+    assert "counted it as created, twice, yet no row holds its key" in letter["reason"]
+    report = read_jsonl(tmp_path / "report.jsonl")
+    assert all(line["id"] for line in report if line["action"] == "created")
+    assert sorted(line["action"] for line in report) == ["created"] * 3 + ["failed"]

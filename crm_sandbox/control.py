@@ -61,6 +61,29 @@ class SandboxClient:
         """An emulator-specific control route, e.g. `post("companies/update", {...})`."""
         return self._call("POST", path, json=body if body is not None else {})
 
+    # Gates: calls stopped until a test lets them go (see crm_sandbox.runtime) ----------------
+    def gate(self, path: str, **options: Any) -> int:
+        """Stop the calls whose path contains `path` (options: method, skip, count, stage,
+        drop); return the gate's id."""
+        return self._call("POST", "gates", json={"path": path, **options})["gate"]
+
+    def gates(self) -> dict[int, dict[str, Any]]:
+        return {g["id"]: g for g in self._call("GET", "gates")["gates"]}
+
+    def open_gate(self, gate: int) -> None:
+        self._call("POST", f"gates/{gate}/open")
+
+    def remove_gates(self) -> None:
+        self._call("DELETE", "gates")
+
+    def wait_at_gate(self, gate: int, calls: int = 1, timeout: float = 60.0) -> None:
+        """Return once `calls` calls wait at the gate (TimeoutError after `timeout` s)."""
+        deadline = time.monotonic() + timeout
+        while self.gates()[gate]["waiting"] < calls:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {calls} call(s) at gate {gate} in {timeout} s")
+            time.sleep(0.01)
+
 
 class RunningSandbox:
     def __init__(

@@ -1,15 +1,25 @@
-"""What every emulated API shares: knobs, fault injection, the request log, rate buckets.
+"""What every emulated API shares: knobs, fault injection, gates, the request log, rate buckets.
 
 Each emulator is a Starlette app wrapped in `SandboxMiddleware`. The middleware adds latency,
-injects faults (5xx, 429 bursts, dropped connections) and logs every API call; the control
-routes under `/_sandbox/` are never delayed, faulted or logged, and need the control token
-when the sandbox was given one.
+injects faults (5xx, 429 bursts, dropped connections), holds calls at gates and logs every API
+call; the control routes under `/_sandbox/` are never delayed, faulted, held or logged, and need
+the control token when the sandbox was given one.
+
+Gates make an interleaving exact instead of likely: `POST /_sandbox/gates` `{"path", "method"?,
+"skip"?: 0, "count"?: 1, "stage"?: "before"|"after", "drop"?: false}` stops the calls whose path
+contains `path` (and whose method is `method`), after letting `skip` of them through, for the
+next `count` of them: "before" they are served, or "after" (served, the answer held back); with
+`drop` an "after" call's answer is never sent (the connection closes, as `drop_rate` does).
+`GET /_sandbox/gates` tells how many calls wait at each gate, `POST /_sandbox/gates/{id}/open`
+lets them (and any later match) go, `DELETE /_sandbox/gates` opens and removes every gate (as
+`reset` does).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import random
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -71,6 +81,50 @@ class LoggedRequest:
     query: str = ""  # the query string, decoded (filters of find calls)
 
 
+@dataclass
+class Gate:
+    """Calls stopped on their way in ("before") or out ("after"), until the gate opens."""
+
+    id: int
+    path: str
+    method: str | None = None
+    skip: int = 0  # matching calls let through before the gate closes
+    count: int = 1  # matching calls stopped after those
+    stage: str = "before"
+    drop: bool = False  # "after" only: the answer is dropped, not held
+    matched: int = 0  # matching calls seen
+    waiting: int = 0  # calls waiting at the gate now
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def catches(self, method: str, path: str) -> bool:
+        """Whether this call stops here (each matching call is counted, caught or not)."""
+        if self.path not in path or (self.method and self.method.upper() != method):
+            return False
+        self.matched += 1
+        return self.skip < self.matched <= self.skip + self.count and not self.opened.is_set()
+
+    async def wait(self) -> None:
+        self.waiting += 1
+        try:
+            await self.opened.wait()
+        finally:
+            self.waiting -= 1
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "path": self.path,
+            "method": self.method,
+            "skip": self.skip,
+            "count": self.count,
+            "stage": self.stage,
+            "drop": self.drop,
+            "matched": self.matched,
+            "waiting": self.waiting,
+            "open": self.opened.is_set(),
+        }
+
+
 class TokenBucket:
     """A continuously refilled bucket: `capacity` tokens per `period` seconds (time-scaled)."""
 
@@ -113,6 +167,8 @@ class Sandbox:
         self.requests: list[LoggedRequest] = []
         self._burst_left = 0
         self.in_flight = 0  # API calls being served right now (for concurrency limits)
+        self.gates: list[Gate] = []
+        self._gate_ids = itertools.count(1)
 
     # Hooks an emulator overrides ------------------------------------------------------------
     def api_routes(self) -> list[Route]:
@@ -169,6 +225,24 @@ class Sandbox:
     def drop_response(self) -> bool:
         return bool(self.knobs.drop_rate) and self.rng.random() < self.knobs.drop_rate
 
+    def gate_for(self, method: str, path: str) -> Gate | None:
+        """The first gate that stops this call (before it is served, or after)."""
+        caught = None
+        for gate in self.gates:  # every gate counts the call, so each gate's `skip` holds
+            if gate.catches(method, path) and caught is None:
+                caught = gate
+        return caught
+
+    def add_gate(self, gate: Gate) -> Gate:
+        gate.id = next(self._gate_ids)
+        self.gates.append(gate)
+        return gate
+
+    def open_gates(self) -> None:
+        for gate in self.gates:
+            gate.opened.set()
+        self.gates.clear()
+
 
 def control_app_routes(sandbox: Sandbox) -> list[Route]:
     """The inspection and steering routes common to all emulators."""
@@ -199,9 +273,44 @@ def control_app_routes(sandbox: Sandbox) -> list[Route]:
         return JSONResponse(sandbox.stats())
 
     async def reset(request: Request) -> Response:
+        sandbox.open_gates()
         sandbox.reset()
         sandbox.requests.clear()
         return JSONResponse({"reset": True})
+
+    async def add_gate(request: Request) -> Response:
+        try:
+            body = await request.json()
+            gate = Gate(
+                id=0,
+                path=str(body["path"]),
+                method=body.get("method"),
+                skip=int(body.get("skip", 0)),
+                count=int(body.get("count", 1)),
+                stage=str(body.get("stage", "before")),
+                drop=bool(body.get("drop", False)),
+            )
+            if gate.stage not in ("before", "after") or (gate.drop and gate.stage != "after"):
+                raise ValueError("stage is 'before' or 'after'; drop goes with 'after'")
+        except (ValueError, TypeError, KeyError) as exc:
+            usage = "expected {path, method?, skip?, count?, stage?, drop?}"
+            return JSONResponse({"error": f"{usage}: {exc}"}, status_code=400)
+        return JSONResponse({"gate": sandbox.add_gate(gate).id})
+
+    async def get_gates(request: Request) -> Response:
+        return JSONResponse({"gates": [g.describe() for g in sandbox.gates]})
+
+    async def open_gate(request: Request) -> Response:
+        wanted = int(request.path_params["gate"])
+        for gate in sandbox.gates:
+            if gate.id == wanted:
+                gate.opened.set()
+                return JSONResponse(gate.describe())
+        return JSONResponse({"error": f"no gate {wanted}"}, status_code=404)
+
+    async def remove_gates(request: Request) -> Response:
+        sandbox.open_gates()
+        return JSONResponse({"removed": True})
 
     p = CONTROL_PREFIX
     return [
@@ -212,6 +321,10 @@ def control_app_routes(sandbox: Sandbox) -> list[Route]:
         Route(f"{p}/records", get_records, methods=["GET"]),
         Route(f"{p}/stats", get_stats, methods=["GET"]),
         Route(f"{p}/reset", reset, methods=["POST"]),
+        Route(f"{p}/gates", add_gate, methods=["POST"]),
+        Route(f"{p}/gates", get_gates, methods=["GET"]),
+        Route(f"{p}/gates", remove_gates, methods=["DELETE"]),
+        Route(f"{p}/gates/{{gate:int}}/open", open_gate, methods=["POST"]),
         *sandbox.control_routes(),
     ]
 
@@ -250,6 +363,9 @@ class SandboxMiddleware:
         sb = self.sandbox
         started = time.time()
         scope.setdefault("state", {})
+        gate = sb.gate_for(scope["method"], scope["path"])
+        if gate is not None and gate.stage == "before":
+            await gate.wait()
         seconds, spike = sb.delay()
         if seconds:
             await asyncio.sleep(seconds)
@@ -282,6 +398,13 @@ class SandboxMiddleware:
         entry.status = next(m["status"] for m in captured if m["type"] == "http.response.start")
         if spike:
             entry.fault = "spike"
+        if gate is not None and gate.stage == "after":
+            if gate.drop:
+                entry.fault = "dropped"
+                self._log(entry, started)
+                _close_connection(send)
+                return
+            await gate.wait()
         if sb.drop_response():
             entry.fault = "dropped"
             self._log(entry, started)

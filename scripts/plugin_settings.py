@@ -42,6 +42,7 @@ def own_setting_names(plugin: str, info: dict[str, Any]) -> list[str]:
 
 def _sdk_builtins(plugin: str) -> set[str]:
     from singer_sdk import Target
+    from singer_sdk.helpers.capabilities import BATCH_CONFIG
 
     if plugin.startswith("tap-"):
         return {
@@ -56,7 +57,8 @@ def _sdk_builtins(plugin: str) -> set[str]:
         }
     schema: dict[str, Any] = {"properties": {}}
     Target.append_builtin_config(schema)
-    return set(schema["properties"])
+    # Our targets read BATCH messages (the `batch` capability): the SDK adds `batch_config`.
+    return set(schema["properties"]) | set(BATCH_CONFIG["properties"])
 
 
 def kind(spec: dict[str, Any]) -> str:

@@ -156,8 +156,10 @@ class JiandaoyunApi:
         rates: Rates = Rates(),
         concurrency: int = 16,
         timeout: float = 120.0,
+        max_retry_after: float = 120.0,
     ) -> None:
         self.company = RateLimiter(pacing_windows(rates.company))
+        self.max_retry_after = max_retry_after
         limits = {WIDGETS: rates.read, LIST: rates.read, BATCH_CREATE: rates.batch}
         limits[UPDATE] = limits[DELETE] = rates.single_write
         limits[DEPARTMENTS] = limits[MEMBERS] = min(rates.directory, rates.read)
@@ -173,7 +175,13 @@ class JiandaoyunApi:
                 timeout=(10.0, timeout),
                 # Bounded so that a batch's retries end well within the hour its
                 # transaction_id is valid (see writer.py).
-                retry=RetryPolicy(max_attempts=8, base_delay=1.0, max_delay=30.0, max_elapsed=300),
+                retry=RetryPolicy(
+                    max_attempts=8,
+                    base_delay=1.0,
+                    max_delay=30.0,
+                    max_elapsed=300,
+                    max_retry_after=max_retry_after,
+                ),
                 on_response=self._watch_company_budget,
             )
             for endpoint, rate in limits.items()
@@ -183,7 +191,7 @@ class JiandaoyunApi:
         # 8303 is the company-wide budget: every endpoint holds back, not only the one that hit it.
         if response.status_code == 400 and api_code(response) == 8303:
             wait = retry_after_seconds(response)
-            self.company.pause(THROTTLE_WAIT if wait is None else wait)
+            self.company.pause(min(THROTTLE_WAIT if wait is None else wait, self.max_retry_after))
 
     def call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         return (

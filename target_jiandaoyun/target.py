@@ -293,6 +293,7 @@ class TargetJiandaoyun(PipelinedTarget):
             rates,
             concurrency=3 * in_flight,
             timeout=_positive(config, "request_timeout"),
+            max_retry_after=self.max_retry_after,
         )
         self.update_pool = ThreadPoolExecutor(in_flight, thread_name_prefix="update")
         self.report.ceiling_per_minute = min(rates.batch, rates.company) * BATCH_ROWS * 60

@@ -1,14 +1,20 @@
 """Writing converted rows into one form: batch_create under a transaction_id, upsert by key.
 
 batch_create (contract §3–4)
-    At most 100 rows per call, each call under a `transaction_id` that is a UUIDv5 of the form,
-    the stream and the rows' content (and how many identical batches came before in the run).
-    A partial failure (`success_count` below the number of
-    rows) is answered by re-sending the *same* rows under the *same* id, which creates only the
-    rows still missing, until `success_count` covers them all. `success_ids` is never counted:
-    after a re-send it lists only that call's rows. Because the id depends only on the content,
-    a crash re-run that sends the same rows again within the hour gets the same id, and the
-    API does not create them twice. Re-sends stop well within the hour the id stays valid.
+    At most 100 rows per call, each call under a `transaction_id` of its own: a random UUID,
+    drawn for each batch. A re-send of that same batch (a retry after a lost answer, or after a
+    partial failure: `success_count` below the number of rows) carries the same id, which
+    creates only the rows still missing, until `success_count` covers them all; re-sends stop
+    well within the hour the API remembers an id. Any other batch gets a new id, even one with
+    the same rows: the API answers an id it knows by creating nothing, so an id derived from
+    the content would silently drop a record created, deleted and restored with the same values,
+    a form wiped and reloaded, or identical rows appended on purpose.
+    `success_ids` lists only the rows that call created. When it lists fewer than
+    `success_count` (the first answer was lost and a retry answered), in upsert mode the rows
+    are looked up by key: a row found gives its id, a row missing is created again under a new
+    id, so every created record is reported with its row. In append mode nothing can find a
+    row: such rows are reported created without an id, and a crash re-run appends again what
+    the last STATE did not cover (use a key_widget for exactly-once).
 
 Upsert (when the stream has a key widget)
     The batch's keys are looked up with data/list and an `in` filter (200 values per call,
@@ -33,13 +39,11 @@ Delete (a record marked deleted, in a form with a key widget)
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Hashable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -62,12 +66,14 @@ from target_kit.http import ApiError, RejectedError
 
 logger = logging.getLogger(__name__)
 
-# The namespace of our transaction ids (a UUIDv5 of this project's name).
-TRANSACTION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "target-jiandaoyun/transaction_id")
 # A transaction_id is honoured for an hour; a re-send is never started later than this after the
 # first attempt (one send, retries included, lasts at most ~8 minutes: see client.py).
 RESEND_DEADLINE = 40 * 60.0
 MAX_SENDS = 12  # sends of one partially failing batch before the run stops
+UNNAMED = (
+    "created; the API did not say which row (a re-sent batch: its first answer was lost, or "
+    "part of it failed), and nothing finds a row without a key_widget"
+)
 
 
 class IncompleteBatch(ApiError):
@@ -83,11 +89,6 @@ class RowResult:
     status: tuple[str, ...] = ()  # beside the action: "marked" (deleted by a mark)
 
 
-def content_digest(rows: Sequence[dict[str, Any]]) -> str:
-    content = json.dumps(rows, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(content.encode()).hexdigest()
-
-
 def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -101,21 +102,10 @@ class FormWriter:
         self.mapping = mapping
         self.form = mapping.form
         self.update_pool = update_pool
-        self.scope = f"{self.form.ref}\n{mapping.stream}"
         self._lock = threading.Lock()
-        self._occurrences: Counter[str] = Counter()
         self._types = {w.name: w.type for w in self.form.widgets}
         self.resends = 0  # re-sends after partial failures, for the summary
         self.unchanged = 0  # upserted rows that already held the record's values
-
-    def transaction_id(self, rows: Sequence[dict[str, Any]]) -> str:
-        """A UUIDv5 of the form, the stream and the rows; the n-th batch of identical rows in
-        a run gets its own, so appending the same rows twice on purpose still writes both."""
-        digest = content_digest(rows)
-        with self._lock:
-            self._occurrences[digest] += 1
-            occurrence = self._occurrences[digest]
-        return str(uuid.uuid5(TRANSACTION_NAMESPACE, f"{self.scope}\n{digest}\n{occurrence}"))
 
     def write(self, rows: Sequence[dict[str, Any]], keys: Sequence[Any] | None) -> list[RowResult]:
         """Write `rows` (keys given: upsert); one result per row, in order."""
@@ -145,7 +135,10 @@ class FormWriter:
     def _create_or_split(self, rows: Sequence[dict[str, Any]]) -> list[RowResult]:
         """Create `rows`; when the API refuses their content, find the rows it refuses."""
         try:
-            return [RowResult("created", row_id) for row_id in self._create(rows)]
+            return [
+                RowResult("created", row_id, None if row_id else UNNAMED)
+                for row_id in self._create(rows)
+            ]
         except RejectedError as exc:
             if len(rows) == 1:
                 return [RowResult("failed", reason=f"{exc.code}: {exc.message}", code=exc.code)]
@@ -164,7 +157,7 @@ class FormWriter:
         body: dict[str, Any] = {
             "app_id": self.form.app_id,
             "entry_id": self.form.entry_id,
-            "transaction_id": self.transaction_id(rows),
+            "transaction_id": str(uuid.uuid4()),  # this batch's, for its re-sends only
             "is_start_workflow": self.mapping.is_start_workflow,
             "data_list": list(rows),
         }
@@ -252,21 +245,52 @@ class FormWriter:
             updates.append((index, future))
             results[index] = RowResult("updated", oldest, note)
         try:
-            created = self.create([rows[i] for i in creates])
+            created = self._create_found([rows[i] for i in creates], [keys[i] for i in creates])
         finally:
             failure = self._collect_updates(updates, results)
         if failure is not None:
             raise failure
-        unknown = [
-            i for i, r in zip(creates, created, strict=True) if r.action == "created" and not r.id
-        ]
-        ids = self.find([keys[i] for i in unknown]) if unknown else {}
-        for index, result in zip(creates, created, strict=True):
-            if result.action == "created" and not result.id:
-                found = ids.get(key_token(keys[index]))
-                result = replace(result, id=found[0]["_id"] if found else None)
-            results[index] = result
+        results.update(zip(creates, created, strict=True))
         return [results[last[key_token(key)]] for key in keys]
+
+    def _create_found(self, rows: Sequence[dict], keys: Sequence[Any]) -> list[RowResult]:
+        """Create rows of keys no row holds; each created one comes back with its row id.
+
+        A row the API counted as created without naming it (a lost answer, a partial failure)
+        is looked up by its key; one that is not there is created again under a new
+        transaction id, once, and dead-lettered if even that does not put it in the form.
+        """
+        results = self.create(rows)
+        for again in (True, False):
+            unnamed = [n for n, r in enumerate(results) if r.action == "created" and not r.id]
+            found = self.find([keys[n] for n in unnamed]) if unnamed else {}
+            missing = []
+            for n in unnamed:
+                holding = found.get(key_token(keys[n]))
+                if holding:
+                    results[n] = replace(results[n], id=holding[0]["_id"], reason=None)
+                else:
+                    missing.append(n)
+            if not missing:
+                break
+            if not again:
+                for n in missing:
+                    results[n] = RowResult(
+                        "failed",
+                        reason="the API counted it as created, twice, yet no row holds its key",
+                        code="not-created",
+                    )
+                break
+            logger.warning(
+                "Stream '%s', form %s: %d row(s) counted as created are not in the form; "
+                "creating them again under a new transaction_id",
+                self.mapping.stream,
+                self.form.ref,
+                len(missing),
+            )
+            for n, result in zip(missing, self.create([rows[n] for n in missing]), strict=True):
+                results[n] = result
+        return results
 
     def _collect_updates(
         self, updates: list[tuple[int, Future]], results: dict[int, RowResult]

@@ -68,11 +68,16 @@ class RetryPolicy:
     base_delay: float = 1.0
     max_delay: float = 60.0
     max_elapsed: float = 900.0  # give up on one request after this many seconds
+    # The longest wait a server's Retry-After may impose (setting `max_retry_after_seconds`):
+    # one that says "an hour" (or a day) must not stall the run silently.
+    max_retry_after: float = 120.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         jittered = backoff * random.uniform(0.5, 1.0)
-        return max(jittered, retry_after) if retry_after is not None else jittered
+        if retry_after is None:
+            return jittered
+        return max(jittered, min(retry_after, self.max_retry_after))
 
 
 def check_base_url(url: str, setting: str, allow_insecure_http: bool) -> str:
@@ -221,6 +226,14 @@ class ApiClient:
                     f"still failing after {attempt} attempts in {elapsed:.0f}s: {message}",
                 )
             delay = self.retry.delay(attempt, outcome.retry_after)
+            if outcome.retry_after is not None and outcome.retry_after > delay:
+                logger.warning(
+                    "%s asked to wait %gs before the next call; waiting %.1fs "
+                    "(max_retry_after_seconds)",
+                    endpoint,
+                    outcome.retry_after,
+                    delay,
+                )
             if outcome.throttled:
                 self.limiter.pause(delay)
             self.retries += 1

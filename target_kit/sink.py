@@ -2,7 +2,7 @@
 
 Subclasses implement `write_records(records)` and `delete_records(records)` (run on a worker
 thread: send, then report every record as written, deleted, skipped or dead-lettered) and may
-override `batch_keys` / `batch_needs` to declare ordering constraints.
+override `batch_keys` / `batch_needs` / `batch_clears` to declare ordering constraints.
 
 A record whose `_sdc_deleted_at` is set (the Singer mark of a record deleted at the source) goes
 to `delete_records` unless the setting `process_deletes` is false; then it is written like any
@@ -255,6 +255,7 @@ class PipelinedSink(BatchSink):
             needs=self.batch_needs(records),
             held=held,
             settles=settles,
+            clears=self.batch_clears(records),
         )
 
     def batch_keys(self, records: list[dict]) -> list[Hashable]:
@@ -266,6 +267,14 @@ class PipelinedSink(BatchSink):
     def batch_needs(self, records: list[dict]) -> list[Hashable]:
         """Keys of other streams' records this batch references (written first)."""
         return []
+
+    def batch_clears(self, records: list[dict]) -> list[Hashable]:
+        """Keys whose records this batch may delete: it waits for in-flight batches that
+        reference them (by default, the keys of the records marked deleted)."""
+        if not self.process_deletes:
+            return []
+        deleted = [r for r in records if is_deleted(r)]
+        return self.batch_keys(deleted) if deleted else []
 
     def write_batch(self, records: list[dict]) -> None:
         for live, deleted in self._parts(records):

@@ -6,29 +6,50 @@ What it changes in the SDK's behaviour (see ../shared/singer-notes.md §1b):
 - sinks are drained one at a time on the main thread (`max_parallelism = 1`): the parallelism
   is in the `Dispatcher`, which keeps several API requests in flight for every stream;
 - when a STATE has waited `checkpoint_seconds` for records still buffered in a sink, those are
-  sent as a partial batch, so checkpoints keep coming while a slow tap trickles records;
+  sent as a partial batch, so checkpoints keep coming while a slow tap trickles records or
+  says nothing at all: the input is read on a thread of its own (`intake.py`) and the clock
+  ticks without it; records held back longer are the subclass's to release
+  (`checkpoint_overdue`);
+- a schema or key change drains the stream's retired sink at once, before its successor's
+  first batch (the SDK waits for the next full drain, up to 5 minutes: an older version of a
+  record could then overwrite a newer one, and a STATE would wait for it);
+- the records of a BATCH message are taken one by one like RECORD messages (`batches.py`);
+- SIGTERM and SIGINT only set a flag, since the handler runs on the main thread, perhaps while
+  it holds a lock the SDK's own handler (which drains right there) would need: the main loop
+  stops reading, writes what it received and exits (non-zero after failures); a second signal
+  ends the process at once;
 - records that violate their schema go to the dead-letter file instead of stopping the run;
-- the run fails (non-zero exit) when more records were dead-lettered than
-  `max_failed_records` allows, after writing everything else.
+- after any failure no STATE is written, and the run fails; it also fails (non-zero exit)
+  when more records were dead-lettered than `max_failed_records` allows, after writing
+  everything else.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.exceptions import InvalidInputLine
+from singer_sdk.helpers._batch import BatchConfig
+from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.io_base import SingerReader
+from singer_sdk.sinks import Sink
 
+from target_kit.batches import batch_records
 from target_kit.deadletter import DeadLetterFile
 from target_kit.files import DEFAULT_DIR, expire_lines
 from target_kit.http import check_base_url
+from target_kit.intake import Intake
 from target_kit.pipeline import Checkpointer, Dispatcher
 from target_kit.report import RunReport
 from target_kit.secrets import SecretMasking
@@ -74,7 +95,16 @@ COMMON_SETTINGS = th.PropertiesList(
         th.NumberType,
         default=30,
         description="Longest time a STATE waits for records still buffered for a full batch; "
-        "after it, they are sent as a smaller batch so the checkpoint can be written.",
+        "after it, they are sent as a smaller batch so the checkpoint can be written, also "
+        "when the tap sends nothing meanwhile.",
+    ),
+    th.Property(
+        "max_retry_after_seconds",
+        th.NumberType,
+        default=120,
+        description="Longest wait a throttled call's `Retry-After` (or its body's retry time) "
+        "may impose: a server asking for longer is waited this long, then asked again, within "
+        "the bounded number of retries.",
     ),
     th.Property(
         "allow_insecure_http",
@@ -88,6 +118,10 @@ COMMON_SETTINGS = th.PropertiesList(
 
 class TooManyFailedRecords(RuntimeError):
     """More records were dead-lettered than `max_failed_records` allows."""
+
+
+class OutputClosed(RuntimeError):
+    """A STATE could not be written: whoever reads the target's output has gone."""
 
 
 class NumberingReader(SingerReader):
@@ -111,9 +145,13 @@ class PipelinedTarget(SecretMasking, Target):
     """Base for our targets. Subclasses create `self.client` and implement their sinks."""
 
     message_reader_class = NumberingReader
+    # The SDK's target capabilities, and BATCH messages (read like RECORD messages).
+    capabilities: Sequence[Any] = [*Target.capabilities, PluginCapabilities.BATCH]
 
     #: records per minute the API's limits allow at most, for progress lines (set in setup)
     ceiling_per_minute: float = 0.0
+    #: the termination signal received (set by the handler, read by the main loop)
+    _stop_signal: int | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -121,14 +159,20 @@ class PipelinedTarget(SecretMasking, Target):
         self.logger.addFilter(self._drain_notice_at_debug)
         self._stdout_lock = threading.Lock()
         self._finished = False
-        self.checkpointer = Checkpointer(self._emit_state)
-        self.dispatcher = Dispatcher(self.checkpointer, int(self.config.get("max_in_flight", 4)))
+        self.checkpoint_seconds = float(self.config.get("checkpoint_seconds", 30))
+        # How often the checkpoint clock ticks while the input is silent.
+        self._tick = max(0.05, min(0.5, self.checkpoint_seconds / 4))
+        self._overdue_checked = 0.0
+        self.max_retry_after = float(self.config.get("max_retry_after_seconds", 120))
         dead_letter = Path(
             self.config.get("dead_letter_path") or DEFAULT_DIR / self.name / "dead-letters.jsonl"
         )
         report_path = self.config.get("run_report_path")
         self._expire([dead_letter, *([Path(report_path)] if report_path else [])])
         self.dead_letters = DeadLetterFile(dead_letter)
+        # A STATE moves past dead-lettered records: they are on disk for good before it.
+        self.checkpointer = Checkpointer(self._emit_state, before_write=self.dead_letters.sync)
+        self.dispatcher = Dispatcher(self.checkpointer, int(self.config.get("max_in_flight", 4)))
         self.report = RunReport(
             self.logger, Path(report_path) if report_path else None, self.ceiling_per_minute
         )
@@ -174,43 +218,140 @@ class PipelinedTarget(SecretMasking, Target):
         super()._process_record_message(message_dict)
         self._flush_for_checkpoint()
 
+    def _process_batch_message(self, message_dict: dict) -> None:
+        """Each record of the BATCH's files as if it came in a RECORD message (`batches.py`)."""
+        self._assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
+        stream = message_dict["stream"]
+        raw = self.config.get("batch_config")
+        storage = BatchConfig(**raw).storage if raw else None
+        for record in batch_records(message_dict, storage):
+            self._process_record_message({"type": "RECORD", "stream": stream, "record": record})
+
     def _write_state_message(self, state: dict) -> None:
         """The SDK's own end-of-drain STATE: ignored, the checkpointer writes acknowledged ones."""
 
     def _emit_state(self, state: dict) -> None:
         with self._stdout_lock:
-            sys.stdout.write(json.dumps(state) + "\n")
-            sys.stdout.flush()
+            try:
+                sys.stdout.write(json.dumps(state) + "\n")
+                sys.stdout.flush()
+            except BrokenPipeError:
+                # Nothing reads our output any more: what is buffered goes nowhere, and
+                # Python's own flush at exit must not fail again over it.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise OutputClosed(
+                    "A STATE could not be written: the output pipe is closed (the process "
+                    "reading the target's output, Meltano or the next command, has gone). "
+                    "Nothing after the last STATE it received counts as written; a re-run "
+                    "sends those records again."
+                ) from None
 
     def _flush_for_checkpoint(self) -> None:
-        limit = float(self.config.get("checkpoint_seconds", 30))
-        if self.checkpointer.oldest_pending_age() < limit:
+        if self.checkpointer.oldest_pending_age() < self.checkpoint_seconds:
             return
         # Records a sink holds back count as submitted (their batch's ticket covers them): a
-        # STATE waiting for them sends nothing here, however long they wait.
+        # STATE waiting for them sends nothing here; `checkpoint_overdue` decides about them.
         for sink in list(self._sinks_active.values()):
             if self.checkpointer.unsubmitted(sink.checkpoint_name):
                 self.drain_one(sink)
+        now = time.monotonic()
+        if now - self._overdue_checked >= self._tick:
+            self._overdue_checked = now
+            self.checkpoint_overdue(self.checkpoint_seconds)
+
+    def checkpoint_overdue(self, seconds: float) -> None:
+        """A STATE has waited `seconds`: release records held back that long, if the target
+        holds any back (nothing by default). Main thread."""
+
+    # Sinks ------------------------------------------------------------------------------------
+    def get_sink(
+        self,
+        stream_name: str,
+        *,
+        record: dict | None = None,
+        schema: dict | None = None,
+        key_properties: Sequence[str] | None = None,
+    ) -> Sink:
+        retired = len(self._sinks_to_clear)
+        sink = super().get_sink(
+            stream_name, record=record, schema=schema, key_properties=key_properties
+        )
+        # A schema or key change retired the stream's sink: its records are sent before the
+        # new sink's first batch (which then waits for them, key by key), not at the SDK's
+        # next full drain.
+        for old in self._sinks_to_clear[retired:]:
+            self.drain_one(old)
+        return sink
+
+    # Signals ----------------------------------------------------------------------------------
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM or SIGINT. The SDK's handler drains every sink right here, on the main
+        thread, on top of whatever it was doing: inside a lock (the checkpointer's, the
+        dispatcher's, a rate limiter's), which it then waits for forever. This one only sets a
+        flag, which the main loop reads between two messages (and every tick while the input
+        is silent); no lock, no logging (the logging module locks). A second signal ends the
+        process at once."""
+        if self._stop_signal is None:
+            self._stop_signal = signum
+            return
+        os.write(
+            2,
+            f"{self.name}: a second signal ({signum}): stopping at once. Batches in flight are "
+            "abandoned and no further STATE is written; the next run sends their records "
+            "again.\n".encode(),
+        )
+        os._exit(128 + signum)
 
     # End of input and failures ----------------------------------------------------------------
     def listen(self, file_input: Any = None) -> None:
+        intake = Intake(
+            file_input or sys.stdin,
+            self._tick,
+            on_idle=self._flush_for_checkpoint,
+            stopping=lambda: self._stop_signal is not None,
+        )
         try:
-            super().listen(file_input)  # ends with process_endofpipe(), which finishes the run
-        except BaseException:
-            # Let batches already sent finish, so their STATE is written and a re-run resumes
-            # from there; then report and stop with the original error.
+            super().listen(intake)  # ends with process_endofpipe(), which finishes the run
+        except BaseException as exc:
+            # No STATE from now on: the records before the failure may not all be written.
+            # Batches already sent may finish (no request is cut short); then report and stop
+            # with the original error.
+            self.checkpointer.fail()
+            self.logger.error(
+                "Stopping after an error (%s): %d batch(es) in flight may finish, no further "
+                "STATE is written.",
+                type(exc).__name__,
+                self.dispatcher.in_flight(),
+            )
             self._finish(raise_failures=False)
             raise
 
     def process_endofpipe(self) -> None:
         # Finishing here rather than in `listen` also covers the SDK's test runner, which calls
         # process_lines() and process_endofpipe() without listen().
+        if self._stop_signal is not None:
+            self.logger.warning(
+                "Received signal %d: reading no more input; writing what was received, then "
+                "stopping (a second signal stops at once).",
+                self._stop_signal,
+            )
         super().process_endofpipe()
-        self.end_of_input()
+        if self._stop_signal is None:
+            self.end_of_input()
+        elif self.held_back():
+            self.logger.warning(
+                "%d record(s) waiting for their parent are not written, nor the STATEs after "
+                "them: the next run sends them again.",
+                self.held_back(),
+            )
         self._finish(raise_failures=True)
 
     def end_of_input(self) -> None:
         """Every sink is drained: send what the target still holds back (nothing by default)."""
+
+    def held_back(self) -> int:
+        """Records the target holds back (none by default)."""
+        return 0
 
     def _finish(self, raise_failures: bool) -> None:
         if self._finished:
@@ -225,6 +366,14 @@ class PipelinedTarget(SecretMasking, Target):
             self.dispatcher.shutdown()
             self.report.summary()
             self.dead_letters.close()
+            checkpoints = self.checkpointer
+            self.logger.info(
+                "STATE: %d message(s) received, %d written (those acknowledged together are "
+                "written once, the latest); at most %d waited at once.",
+                checkpoints.received_states,
+                checkpoints.emitted,
+                checkpoints.most_waiting,
+            )
         failed = self.dead_letters.total
         if failed:
             reasons = ", ".join(f"{code}: {n}" for code, n in self.dead_letters.reasons.items())

@@ -117,6 +117,7 @@ class TwentyClient:
         window_seconds: float,
         pool_size: int,
         on_limit: Callable[[int], None] | None = None,
+        max_retry_after: float = 120.0,
     ) -> None:
         self.window_seconds = window_seconds
         self.requests_per_window = requests_per_window
@@ -131,7 +132,7 @@ class TwentyClient:
             secrets=[api_key],
             pool_size=pool_size,
             # A throttled answer counts as an attempt: leave room for 429 bursts and faults.
-            retry=RetryPolicy(max_attempts=10),
+            retry=RetryPolicy(max_attempts=10, max_retry_after=max_retry_after),
             on_response=self._read_limits,
         )
 

@@ -5,10 +5,14 @@ writes the parent's RECORD, and other taps send whole streams in any order. A ch
 has not come in this run and is not in Twenty waits here (in memory, `max_held_records` at most)
 instead of being dead-lettered; when the parent is sent, the child follows in a batch that waits
 for the parent's. At the end of the input, or when too many wait, the oldest are sent anyway:
-their batch looks the parent up in Twenty one last time and dead-letters them if it is missing.
+their batch looks the parent up in Twenty one last time and, if it is missing, applies
+`on_missing_parent` (dead-letter, skip, or write without the link).
 
 The batch a held record came in keeps its checkpoint ticket open until the record is written or
-dead-lettered (`Checkpointer.settle`), so a STATE that came after it waits for it too.
+dead-lettered (`Checkpointer.settle`), so a STATE that came after it waits for it too — but not
+for ever: once a STATE has waited `checkpoint_seconds`, a record held that long whose parent is
+neither buffered in its sink nor held itself is sent the same way (`TargetTwenty.
+checkpoint_overdue`), so checkpoints keep flowing.
 
 Only the main thread holds and releases; workers just count the dead letters.
 """
@@ -16,6 +20,7 @@ Only the main thread holds and releases; workers just count the dead letters.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,6 +41,7 @@ class Held:
     key: Parent | None  # its own (stream, key)
     waiting: set[Parent]  # the parents it waits for
     seq: int = 0
+    since: float = 0.0  # time.monotonic() when it was held
 
 
 class HeldRecords:
@@ -64,6 +70,7 @@ class HeldRecords:
     def add(self, entry: Held) -> None:
         self._seq += 1
         entry.seq = self._seq
+        entry.since = time.monotonic()
         self._entries[entry.seq] = entry
         for parent in entry.waiting:
             self._by_parent.setdefault(parent, {})[entry.seq] = entry
@@ -87,6 +94,23 @@ class HeldRecords:
     def oldest(self, count: int) -> list[Held]:
         """Take the `count` records held longest."""
         taken = [self._entries[seq] for seq in list(self._entries)[:count]]
+        for entry in taken:
+            self._remove(entry)
+        return taken
+
+    def held_longer_than(self, seconds: float) -> list[Held]:
+        """The records held for more than `seconds`, oldest first (they stay held)."""
+        cutoff = time.monotonic() - seconds
+        found = []
+        for entry in self._entries.values():  # in the order they were held
+            if entry.since > cutoff:
+                break
+            found.append(entry)
+        return found
+
+    def take(self, entries: Iterable[Held]) -> list[Held]:
+        """Stop holding these records (to send them)."""
+        taken = [e for e in entries if self._entries.get(e.seq) is e]
         for entry in taken:
             self._remove(entry)
         return taken

@@ -261,6 +261,15 @@ class TwentySink(PipelinedSink):
         self._send_parents_first(parents)
         return [(stream, k) for stream, keys in parents.items() for k in keys]
 
+    def batch_clears(self, records: list[dict]) -> list[Hashable]:
+        """The keys this batch may take links away from: records deleted (their children
+        follow `on_parent_delete`), and every record of a parent that lists its children
+        (those it no longer lists leave). Batches in flight that link to them go first:
+        Twenty refuses a link to a deleted record."""
+        if not self.listings:
+            records = [r for r in records if self.process_deletes and is_deleted(r)]
+        return [(self.stream_name, k) for k in map(self.key_text, records) if k is not None]
+
     # Worker thread: the batch -------------------------------------------------------------
     def write_records(self, records: list[dict]) -> None:
         items = [item for item in map(self._prepare, records) if item is not None]
@@ -392,8 +401,8 @@ class TwentySink(PipelinedSink):
         self.target.held.count_orphan(self.stream_name)
         return (
             f"{missing} and did not come in this run (a record waits for its parent until the "
-            "end of the input, or until more than max_held_records wait); load the parent, "
-            "then re-send this record"
+            "end of the input, checkpoint_seconds once a STATE waits for it, or until more than "
+            "max_held_records wait); load the parent, then re-send this record"
         )
 
     def _assign_ids(self, items: list[Item]) -> list[Item]:

@@ -218,10 +218,12 @@ SETTINGS = th.PropertiesList(
         th.IntegerType(minimum=0),
         default=10000,
         description="A record whose parent (see `references`) has not come yet and is not in "
-        "Twenty is held in memory until the parent comes, then written after it; at the end of "
-        "the input, those whose parent never came are dead-lettered. At most this many are "
-        "held: beyond it, the oldest are sent at once and dead-lettered if their parent is "
-        "still missing. STATE messages after a held record wait until it is written.",
+        "Twenty is held in memory until the parent comes, then written after it. At the end "
+        "of the input, and once a STATE has waited `checkpoint_seconds` for it, a record whose "
+        "parent has not come is sent anyway and `on_missing_parent` applies (a parent coming "
+        "after that does not link it). At most this many are held: beyond it, the oldest are "
+        "sent at once the same way. STATE messages after a held record wait until it is "
+        "written.",
     ),
     th.Property(
         "max_in_flight",
@@ -257,6 +259,7 @@ class TargetTwenty(PipelinedTarget):
             window,
             pool_size=int(cfg.get("max_in_flight", 8)) + 2,
             on_limit=self._set_ceiling,
+            max_retry_after=self.max_retry_after,
         )
         self._set_ceiling(per_window)
         if cfg.get("load_method") == "overwrite":
@@ -421,6 +424,41 @@ class TargetTwenty(PipelinedTarget):
         for sink, held in by_sink.items():
             for start in range(0, len(held), sink.max_size):
                 sink.resend(held[start : start + sink.max_size])
+
+    def checkpoint_overdue(self, seconds: float) -> None:
+        """A STATE has waited `seconds`. Records held that long are not left waiting for a
+        parent that may never come: a parent still buffered in its sink is sent (they follow
+        it); those whose parents are neither buffered nor held themselves are sent now, and
+        their batch applies `on_missing_parent` to a parent still missing. A parent that is
+        held waits its own turn, and its children follow it."""
+        stale = self.held.held_longer_than(seconds)
+        if not stale:
+            return
+        for sink in {self._buffering(p) for e in stale for p in e.waiting} - {None}:
+            self.drain_one(sink)  # the parents go; their children are released after them
+        ready = [
+            e
+            for e in self.held.held_longer_than(seconds)
+            if not any(self._buffering(p) or self.held.latest(p) for p in e.waiting)
+        ]
+        if not ready:
+            return
+        self.logger.warning(
+            "%d record(s) waited %ss (checkpoint_seconds) for a parent that has not come: sent "
+            "now, so STATE can move on (on_missing_parent: %s).",
+            len(ready),
+            format(seconds, "g"),
+            self.on_missing_parent,
+        )
+        self._resend(self.held.take(ready))
+
+    def _buffering(self, parent: Parent) -> TwentySink | None:
+        """The sink holding `parent` in its buffer (not sent yet), if any."""
+        stream, key = parent
+        return next((s for s in self.sinks_of(stream) if key in s._buffered), None)
+
+    def held_back(self) -> int:
+        return len(self.held)
 
     def end_of_input(self) -> None:
         # Parents that never came: send their children anyway (their batch looks the parent up

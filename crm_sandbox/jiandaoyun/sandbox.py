@@ -50,8 +50,9 @@ Rates and `max_concurrent` of null or 0 mean no limit.
 
 Control routes: `POST /_sandbox/forms` `{"app_id", "entry_id", "name", "widgets"}` adds or
 replaces a form (its rows stay; they are keyed by widget id); `POST /_sandbox/fail_next`
-`{"code", "msg"?, "times"?: 1, "endpoint"?: "batch_create", "status"?: 400}` answers the next
-calls (of that endpoint, or of any) with that error, e.g. 9007 or 17027. `reset()` drops every
+`{"code", "msg"?, "times"?: 1, "endpoint"?: "batch_create", "status"?: 400, "headers"?: {}}`
+answers the next calls (of that endpoint, or of any) with that error, e.g. 9007 or 17027, and
+those headers (say a `Retry-After` of an hour). `reset()` drops every
 row, transaction, counter and queued error, refills the rate buckets and restores the forms of
 start-up.
 """
@@ -200,8 +201,9 @@ class JiandaoyunSandbox(Sandbox):
                 or not isinstance(body.get("times", 1), int)
                 or not isinstance(body.get("status", 400), int)
                 or not isinstance(body.get("endpoint", ""), str | None)
+                or not isinstance(body.get("headers", {}), dict)
             ):
-                usage = "expected {code, msg?, times?, endpoint?, status?}"
+                usage = "expected {code, msg?, times?, endpoint?, status?, headers?}"
                 return JSONResponse({"error": usage}, status_code=400)
             code = body["code"]
             self.forced.append(
@@ -211,6 +213,7 @@ class JiandaoyunSandbox(Sandbox):
                     "times": body.get("times", 1),
                     "endpoint": body.get("endpoint"),
                     "status": body.get("status", 400),
+                    "headers": {str(k): str(v) for k, v in body.get("headers", {}).items()},
                 }
             )
             return JSONResponse({"queued": len(self.forced)})
@@ -254,7 +257,9 @@ class JiandaoyunSandbox(Sandbox):
                 forced["times"] -= 1
                 if forced["times"] <= 0:
                     self.forced.remove(forced)
-                raise ApiError(forced["code"], forced["msg"], forced["status"])
+                raise ApiError(
+                    forced["code"], forced["msg"], forced["status"], forced["headers"] or None
+                )
         busy = float(extra.get("busy_rate") or 0)
         if group != "read" and busy and self.behaviour.random() < busy:
             self.counts["4012"] += 1

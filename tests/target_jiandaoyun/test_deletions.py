@@ -165,7 +165,9 @@ def test_state_is_written_only_once_the_rows_before_it_are_deleted(
     process.wait(timeout=60)
 
     assert process.returncode == 0
-    assert seen == list(range(25, 201, 25))
+    # In order, to the last; STATEs acknowledged at the same moment as a later one are not
+    # written (issue 19: only the latest of them matters).
+    assert seen == sorted(seen) and seen[-1] == 200
 
 
 def test_without_a_key_widget_deleted_records_are_skipped_not_appended(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from target_kit.deadletter import DeadLetterFile
 from target_kit.pipeline import Checkpointer, Dispatcher
 
 
@@ -30,7 +33,8 @@ def test_state_waits_for_every_earlier_batch_even_when_a_later_one_finishes_firs
     assert written == []  # batch 2 is done, batch 1 is not: neither STATE may be written
     release_first.set()
     dispatcher.join()
-    assert written == [{"after": 2}, {"after": 4}]
+    # Both became writable the moment batch 1 was acknowledged: only the latest is written.
+    assert written == [{"after": 4}]
 
 
 def test_state_waits_for_records_still_buffered_in_a_sink() -> None:
@@ -148,7 +152,7 @@ def test_state_waits_for_held_records_even_when_later_records_are_written_first(
     assert written == []  # one still held
     dispatcher.submit("people", 0, lambda: None, settles=[first])
     dispatcher.join()
-    assert written == [{"n": 1}, {"n": 2}]
+    assert written == [{"n": 2}]  # {"n": 1} would have come at the same moment
 
 
 def test_held_records_whose_batch_fails_let_no_state_through() -> None:
@@ -165,3 +169,109 @@ def test_held_records_whose_batch_fails_let_no_state_through() -> None:
     with pytest.raises(RuntimeError, match="API down"):
         dispatcher.join()
     assert written == []
+
+
+def test_a_batch_that_clears_a_key_waits_for_in_flight_batches_that_reference_it() -> None:
+    dispatcher, _ = make()
+    order: list[str] = []
+    child_sent = threading.Event()
+
+    def child() -> None:
+        child_sent.wait()
+        order.append("person linked to company 7")
+
+    dispatcher.submit("people", 1, child, needs=[("companies", 7)])
+    dispatcher.submit(
+        "companies",
+        1,
+        lambda: order.append("company 7 deleted"),
+        holds=[("companies", 7)],
+        clears=[("companies", 7)],
+    )
+    time.sleep(0.1)
+    assert order == []  # the deletion waits; without `clears` it would have run already
+    child_sent.set()
+    dispatcher.join()
+    assert order == ["person linked to company 7", "company 7 deleted"]
+
+
+def test_an_error_after_the_batch_was_written_fails_the_run_and_stops_later_states() -> None:
+    def closed_pipe(state: object) -> None:
+        raise BrokenPipeError("the reader of our output has gone")
+
+    checkpointer = Checkpointer(closed_pipe)
+    dispatcher = Dispatcher(checkpointer, 2)
+    checkpointer.received("s", 1)
+    checkpointer.add_state({"n": 1})
+    dispatcher.submit("s", 1, lambda: None)  # written; acknowledging it writes the STATE
+    with pytest.raises(BrokenPipeError):
+        dispatcher.join()
+    with pytest.raises(BrokenPipeError):
+        dispatcher.submit("s", 1, lambda: None)
+    assert checkpointer.pending_states() == 0
+    checkpointer.add_state({"n": 2})  # after a failure nothing is queued, nothing written
+    assert checkpointer.pending_states() == 0
+
+
+def test_states_a_held_record_blocks_are_merged_so_memory_stays_flat() -> None:
+    dispatcher, written = make()
+    cp = dispatcher.checkpointer
+    cp.received("people", 1)
+    blocked = dispatcher.submit("people", 1, lambda: None, held=1)  # waits for its parent
+    for n in range(1, 2001):  # a long run behind it: 2,000 batches, a STATE after each
+        cp.received("companies", 10)
+        dispatcher.submit("companies", 10, lambda: None)
+        cp.add_state({"n": n})
+    dispatcher.join()
+    assert written == []
+    assert cp.pending_states() == 1  # all acknowledged together when the record is settled
+    assert cp.open_tickets() == 1  # acknowledged tickets are not kept behind the held one
+    dispatcher.submit("people", 0, lambda: None, settles=[blocked])
+    dispatcher.join()
+    assert written == [{"n": 2000}]
+
+
+def test_states_acknowledged_by_different_batches_are_all_written_in_order() -> None:
+    dispatcher, written = make(max_in_flight=1)
+    cp = dispatcher.checkpointer
+    gates = [threading.Event() for _ in range(3)]
+    for n, gate in enumerate(gates, start=1):
+        cp.received("s", 5)
+        cp.add_state({"n": n - 0.5})  # needs this batch's records: merged into the next one
+        dispatcher_thread = threading.Thread(target=dispatcher.submit, args=("s", 5, gate.wait))
+        dispatcher_thread.start()
+        cp.add_state({"n": n})
+        gate.set()
+        dispatcher_thread.join()
+    dispatcher.join()
+    assert written == [{"n": 1}, {"n": 2}, {"n": 3}]
+
+
+def test_dead_letters_are_on_disk_before_a_state_that_depends_on_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        events.append("fsync")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    letters = DeadLetterFile(tmp_path / "dead-letters.jsonl")
+    checkpointer = Checkpointer(lambda state: events.append(f"STATE {state}"), letters.sync)
+    dispatcher = Dispatcher(checkpointer, 2)
+    checkpointer.received("s", 2)
+    checkpointer.add_state(1)
+
+    def batch() -> None:  # one record written, one refused
+        letters.write("s", "k2", "refused", {"id": "k2"})
+
+    dispatcher.submit("s", 2, batch)
+    dispatcher.join()
+    checkpointer.received("s", 1)
+    checkpointer.add_state(2)
+    dispatcher.submit("s", 1, lambda: None)  # nothing new to sync
+    dispatcher.join()
+    letters.close()
+    assert events == ["fsync", "STATE 1", "STATE 2"]

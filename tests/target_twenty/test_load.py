@@ -45,9 +45,11 @@ def test_ten_thousand_records_load_with_right_values_and_links_and_a_rerun_creat
         assert row["closeDate"].startswith(source["close_date"][:19])
         assert row["companyId"] == company_id_of[source["company_id"]]
         assert row["pointOfContactId"] == person_id_of[int(source["contact_id"][2:])]
-    # STATE after acknowledged batches, in order, the last one being the input's last.
-    assert len(first.states) == len([line for line in lines if '"STATE"' in line])
-    assert first.states[-1] == {"line": len(lines) - 1}
+    # STATE after acknowledged batches, in order, the last one being the input's last (of
+    # STATEs acknowledged at the same moment, only the latest is written: issue 19).
+    sent = [{"line": n} for n, line in enumerate(lines) if '"STATE"' in line]
+    assert first.states == [state for state in sent if state in first.states]
+    assert first.states[-1] == {"line": len(lines) - 1} and len(first.states) > 1
     assert all(r["batch_size"] <= 60 for r in target.twenty.requests() if r["batch_size"])
     # No log line per 60-record batch at the default level: progress lines say how it goes.
     assert "is full" not in first.stderr and "batch_processing_time" not in first.stderr

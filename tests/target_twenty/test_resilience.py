@@ -37,7 +37,8 @@ def test_sigkill_three_times_then_resuming_from_the_last_state_loses_and_duplica
     for _ in range(3):
         pending = schemas + lines[resume_after + 1 :] if resume_after >= 0 else lines
         process = target.start(pending, config)
-        kill_after = rng.randint(2, 8)  # STATE lines
+        # STATE lines (about 20 in a whole run: STATEs one batch acknowledges are one line)
+        kill_after = rng.randint(2, 5)
         states = []
         assert process.stdout is not None
         for line in process.stdout:
@@ -100,7 +101,8 @@ def test_state_is_written_per_batch_and_only_once_twenty_holds_every_record_befo
 
     assert process.returncode == 0
     assert [line for line, _ in seen] == sorted(line for line, _ in seen)  # in order
-    assert len(seen) == companies // 60
+    assert seen[-1][0] == len(lines) - 1  # to the last (STATEs acknowledged at the same moment
+    # are written once, the latest: issue 19)
     assert seen[0][1] < companies  # the first STATE came while most records were unsent
 
 

@@ -14,7 +14,8 @@ What stays untouched besides the destination:
 - target-twenty's id map is copied, and the copy is used and dropped (`scratch_copy`).
 
 The plan is the run report (`run_report_path`, else `output/<target>/plan.jsonl`), one line
-per record with `"plan"`: create, update (with `changes`: field → {"from", "to"}), unchanged,
+per record with `"plan"`: create (with the `values` it would write), update (with `changes`:
+field → {"from", "to"}), unchanged,
 delete, skip or dead-letter (with the reason and code), and the statuses (conflict, adopted,
 partial…); and a summary per stream in the log.
 """
@@ -118,12 +119,14 @@ class PlanReport(RunReport):
         plan = _PLANNED.get(action, "dead-letter")
         if action in ("created", "updated"):
             changes = self.changes.take(destination_id)
-            if action == "updated" and not changes:
+            if action == "created" and changes:
+                details["values"] = {name: change["to"] for name, change in changes.items()}
+            elif action == "updated" and not changes:
                 plan = "unchanged"
             elif changes:
                 details["changes"] = changes
                 with self._lock:
-                    self.fields_changed[stream].update(changes)
+                    self.fields_changed[stream].update(changes.keys())
         if action == "created":
             destination_id = None  # the plan client's placeholder: no row exists
         details["plan"] = plan

@@ -24,8 +24,10 @@ from target_jiandaoyun.values import DEPARTMENT_TYPES, MEMBER_TYPES
 from target_jiandaoyun.writer import FormWriter
 from target_kit.cli import PlainSettingErrors
 from target_kit.configtest import MeltanoConfigTest
+from target_kit.deadletter import dead_letter_setting
 from target_kit.http import ApiError, ConfigError
 from target_kit.plan import DRY_RUN_SETTING, DryRun
+from target_kit.replay import DeadLetterReplay
 from target_kit.settings import SettingsFromText
 from target_kit.target import COMMON_SETTINGS, PipelinedTarget
 
@@ -268,6 +270,8 @@ SETTINGS = th.PropertiesList(
             "once besides.",
         )
         if prop.name == "max_in_flight"
+        else dead_letter_setting("target-jiandaoyun")
+        if prop.name == "dead_letter_path"
         else prop
         for prop in COMMON_SETTINGS.wrapped.values()
     ),
@@ -275,7 +279,12 @@ SETTINGS = th.PropertiesList(
 
 
 class TargetJiandaoyun(
-    PlainSettingErrors, SettingsFromText, MeltanoConfigTest, DryRun, PipelinedTarget
+    PlainSettingErrors,
+    SettingsFromText,
+    MeltanoConfigTest,
+    DryRun,
+    DeadLetterReplay,
+    PipelinedTarget,
 ):
     """Writes any Singer stream into Jiandaoyun (简道云) forms: batched, checked, upserted."""
 

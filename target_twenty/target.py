@@ -19,8 +19,10 @@ from singer_sdk import typing as th
 
 from target_kit.cli import PlainSettingErrors
 from target_kit.configtest import MeltanoConfigTest
+from target_kit.deadletter import dead_letter_setting
 from target_kit.http import ApiError, ConfigError
 from target_kit.plan import DRY_RUN_SETTING, DryRun, scratch_copy
+from target_kit.replay import DeadLetterReplay
 from target_kit.settings import SettingsFromText
 from target_kit.target import COMMON_SETTINGS, PipelinedTarget
 from target_twenty.client import MAX_BATCH, TwentyClient
@@ -247,12 +249,21 @@ SETTINGS = th.PropertiesList(
     ),
     DRY_RUN_SETTING,
     # The shared settings, but for Twenty's own `max_in_flight` default above.
-    *(p for name, p in COMMON_SETTINGS.wrapped.items() if name != "max_in_flight"),
+    *(
+        dead_letter_setting("target-twenty") if name == "dead_letter_path" else p
+        for name, p in COMMON_SETTINGS.wrapped.items()
+        if name != "max_in_flight"
+    ),
 )
 
 
 class TargetTwenty(
-    PlainSettingErrors, SettingsFromText, MeltanoConfigTest, DryRun, PipelinedTarget
+    PlainSettingErrors,
+    SettingsFromText,
+    MeltanoConfigTest,
+    DryRun,
+    DeadLetterReplay,
+    PipelinedTarget,
 ):
     """Upserts any Singer stream into Twenty CRM, linked, at the rate ceiling, no duplicates."""
 

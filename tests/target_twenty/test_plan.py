@@ -70,9 +70,7 @@ def test_a_plan_after_a_load_shows_the_fields_that_would_change_and_leaves_rows_
     companies = plan_of(target, "companies")
     assert companies[3]["plan"] == "update"
     assert companies[3]["changes"] == {"name": {"from": "Company 3", "to": "Company Three Ltd"}}
-    assert companies[4]["changes"] == {
-        "address.addressCity": {"from": "City 4", "to": "Elsewhere"}
-    }
+    assert companies[4]["changes"] == {"address.addressCity": {"from": "City 4", "to": "Elsewhere"}}
     assert companies[5]["plan"] == "unchanged" and "changes" not in companies[5]
     assert companies[11]["plan"] == "create"
     person = plan_of(target, "people")["c-99"]

@@ -327,6 +327,7 @@ class TargetJiandaoyun(
         )
         self.update_pool = ThreadPoolExecutor(in_flight, thread_name_prefix="update")
         self.report.ceiling_per_minute = min(rates.batch, rates.company) * BATCH_ROWS * 60
+        self.report.meaningful_seconds = 1.0  # the API's limits are per second
         self.policy = Policy(
             member=str(config.get("on_unknown_member") or "skip_field"),
             department=str(config.get("on_unknown_department") or "skip_field"),

@@ -322,6 +322,7 @@ class TargetTwenty(
     def _set_ceiling(self, per_window: int) -> None:
         window = float(self.config.get("rate_limit_window_seconds", 60))
         self.report.ceiling_per_minute = per_window * self.batch_size * 60 / window
+        self.report.meaningful_seconds = window  # a rate over less can outrun the ceiling
 
     def check_destination(self) -> list[str]:
         """`meltano config test`: the key, the workspace's metadata, every mapping."""

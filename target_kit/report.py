@@ -23,6 +23,7 @@ Action = Literal["created", "updated", "deleted", "skipped", "failed"]
 # second a rate says more about the clock than about throughput ("126799 % of the API
 # ceiling" for three records).
 MEANINGFUL_SECONDS = 10.0
+SAMPLES = 3  # keys named per status in a stream's summary
 
 
 def new_run_id() -> str:
@@ -44,6 +45,9 @@ class StreamTally:
     # properties nothing writes, by property: counted, shown in the summary.
     statuses: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)
+    # A few keys per status (conflict, adopted…), for the summary: a person can look them up
+    # in the run report instead of reading one log line per record.
+    samples: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
@@ -97,6 +101,10 @@ class RunReport:
             tally.last_at = now
             setattr(tally, action, getattr(tally, action) + 1)
             tally.statuses.update(status)
+            for one in status:
+                kept = tally.samples.setdefault(one, [])
+                if len(kept) < SAMPLES:
+                    kept.append(key)
             if self.path is not None:
                 if self._file is None:
                     self._file = open_jsonl(self.path)
@@ -166,7 +174,10 @@ class RunReport:
                 # Deletions and skips only when there were some: most runs have none.
                 rare = f"{t.deleted} deleted, " if t.deleted else ""
                 rare += f"{t.skipped} skipped, " if t.skipped else ""
-                rare += "".join(f"{n} {s}, " for s, n in sorted(t.statuses.items()))
+                rare += "".join(
+                    f"{n} {s} ({_keys(t.samples.get(s, []), n)}), "
+                    for s, n in sorted(t.statuses.items())
+                )
                 lines.append(
                     f"Stream '{stream}': {t.records} records, {t.created} created, "
                     f"{t.updated} updated, {rare}{t.failed} failed, in {seconds:.1f}s, "
@@ -181,6 +192,13 @@ class RunReport:
         for line in lines:
             self.logger.info("%s", line)
         return lines
+
+
+def _keys(samples: list[Any], count: int) -> str:
+    shown = ", ".join(str(k) for k in samples)
+    return (
+        f"key {shown}" if count == 1 else f"keys {shown}" + (", …" if count > len(samples) else "")
+    )
 
 
 def _ignored(counts: Counter[str]) -> str:

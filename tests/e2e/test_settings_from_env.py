@@ -24,7 +24,7 @@ from crm_sandbox.control import RunningSandbox
 from tests.e2e.meltano_project import MELTANO, ROOT, sandbox_for_meltano
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from plugin_settings import OWN_PLUGINS, meltano_settings  # noqa: E402
+from plugin_settings import OWN_PLUGINS, meltano_settings
 
 pytestmark = pytest.mark.xdist_group("meltano-env")
 TIME_SCALE = 30  # the sandboxes' rate windows 30× shorter, so the run stays quick

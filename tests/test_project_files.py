@@ -61,6 +61,20 @@ def test_meltano_yml_turns_usage_statistics_off() -> None:
     assert yaml.safe_load((ROOT / "meltano.yml").read_text())["send_anonymous_usage_stats"] is False
 
 
+@pytest.mark.parametrize("plugin", OWN_PLUGINS)
+def test_plugin_definition_file_matches_what_the_plugin_declares(plugin: str) -> None:
+    from plugin_definitions import path_of, text_of
+
+    assert path_of(plugin).read_text(encoding="utf-8") == text_of(plugin), (
+        "run scripts/plugin_definitions.py"
+    )
+    definition = yaml.safe_load(path_of(plugin).read_text(encoding="utf-8"))
+    declared = meltano_plugin(plugin)
+    assert set(definition["capabilities"]) == set(declared["capabilities"])
+    assert [s["name"] for s in definition["settings"]] == [s["name"] for s in declared["settings"]]
+    assert all(s["label"] and s["description"] for s in definition["settings"])
+
+
 def test_readme_settings_tables_match_the_plugins() -> None:
     from readme_settings import README, refreshed
 

@@ -14,7 +14,7 @@ What stays untouched besides the destination:
 - target-twenty's id map is copied, and the copy is used and dropped (`scratch_copy`).
 
 The plan is the run report (`run_report_path`, else `output/<target>/plan.jsonl`), one line
-per record with `"plan"`: create (with the `values` it would write), update (with `changes`:
+per record with `"dry_run": true` and as `"action"` what would happen: create (with the `values` it would write), update (with `changes`:
 field → {"from", "to"}), unchanged,
 delete, skip or dead-letter (with the reason and code), and the statuses (conflict, adopted,
 partial…); and a summary per stream in the log.
@@ -129,7 +129,8 @@ class PlanReport(RunReport):
                     self.fields_changed[stream].update(changes.keys())
         if action == "created":
             destination_id = None  # the plan client's placeholder: no row exists
-        details["plan"] = plan
+        details["action"] = plan  # what would happen, in place of what happened
+        details["dry_run"] = True
         status = list(status)
         if plan == "unchanged":
             status.append("unchanged")

@@ -43,7 +43,7 @@ def test_a_plan_writes_no_row_and_says_per_record_create_update_unchanged_or_dea
     assert rows_of(jdy, form) == before
     assert run.states == []
     plan = {row["key"]: row for row in read_jsonl(tmp_path / "report.jsonl")}
-    assert Counter(row["plan"] for row in plan.values()) == {
+    assert Counter(row["action"] for row in plan.values()) == {
         "update": 1,
         "unchanged": 19,
         "create": 5,

@@ -34,7 +34,7 @@ def test_a_plan_before_the_first_load_writes_nothing_and_says_each_record_would_
     assert run.states == []  # Meltano keeps its bookmark: the real run reads the same records
     plan = target.report()
     assert len(plan) == 12 + 20 + 4
-    assert {row["plan"] for row in plan} == {"create"}
+    assert {row["action"] for row in plan} == {"create"} and all(r["dry_run"] for r in plan)
     assert all(row["id"] is None for row in plan)
     assert "Plan for stream 'companies': 12 records: 12 to create" in run.stderr
     assert "Plan for stream 'people': 20 records: 20 to create" in run.stderr
@@ -68,13 +68,13 @@ def test_a_plan_after_a_load_shows_the_fields_that_would_change_and_leaves_rows_
     assert writes(target) == []
     assert target.twenty.records() == before
     companies = plan_of(target, "companies")
-    assert companies[3]["plan"] == "update"
+    assert companies[3]["action"] == "update"
     assert companies[3]["changes"] == {"name": {"from": "Company 3", "to": "Company Three Ltd"}}
     assert companies[4]["changes"] == {"address.addressCity": {"from": "City 4", "to": "Elsewhere"}}
-    assert companies[5]["plan"] == "unchanged" and "changes" not in companies[5]
-    assert companies[11]["plan"] == "create"
+    assert companies[5]["action"] == "unchanged" and "changes" not in companies[5]
+    assert companies[11]["action"] == "create"
     person = plan_of(target, "people")["c-99"]
-    assert person["plan"] == "dead-letter" and "is not in Twenty" in person["reason"]
+    assert person["action"] == "dead-letter" and "is not in Twenty" in person["reason"]
     assert not (target.dir / "dead-letters.jsonl").exists()
     assert run.states == []
     assert (
@@ -99,5 +99,5 @@ def test_a_plan_reports_a_conflict_over_a_domain_another_record_holds(
     assert run.returncode == 0, run.stderr[-3000:]
     assert writes(target) == []
     row = plan_of(target, "companies")[9]
-    assert row["plan"] == "create" and "conflict" in row["status"]
+    assert row["action"] == "create" and "conflict" in row["status"]
     assert row["conflicts"][0]["value"] == data.domain(2)

@@ -14,9 +14,9 @@ What stays untouched besides the destination:
 - target-twenty's id map is copied, and the copy is used and dropped (`scratch_copy`).
 
 The plan is the run report (`run_report_path`, else `output/<target>/plan.jsonl`), one line
-per record with `"dry_run": true` and as `"action"` what would happen: create (with the `values` it would write), update (with `changes`:
-field → {"from", "to"}), unchanged,
-delete, skip or dead-letter (with the reason and code), and the statuses (conflict, adopted,
+per record with `"dry_run": true` and as `"action"` what would happen: create (with the
+`values` it would write), update (with `changes`: field → {"from", "to"}), unchanged, delete,
+skip or dead-letter (with the reason and code), and the statuses (conflict, adopted,
 partial…); and a summary per stream in the log.
 """
 

@@ -16,10 +16,34 @@ from typing import Any
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
+ANY_JSON = {
+    "type": ["array", "object", "string", "number", "integer", "boolean", "null"],
+    "items": {},
+}
+
+
+def walkable(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with its open properties (`{}`: any JSON, passed through) as the union of
+    every JSON type: the SDK's conformance passes those values through too, but raises on a
+    property that declares no type."""
+    if "properties" in schema:
+        schema = {
+            **schema,
+            "properties": {
+                name: ANY_JSON
+                if not prop.keys() & {"type", "format", "properties"}
+                else walkable(prop)
+                for name, prop in schema["properties"].items()
+            },
+        }
+    if isinstance(schema.get("items"), dict) and schema["items"]:
+        schema = {**schema, "items": walkable(schema["items"])}
+    return schema
+
 
 class FileStream(Stream):
     def __init__(self, tap: Tap, name: str, spec: dict[str, Any]) -> None:
-        super().__init__(tap, schema=spec["schema"], name=name)
+        super().__init__(tap, schema=walkable(spec["schema"]), name=name)
         self.primary_keys = spec.get("key_properties") or []
         self.path = spec["path"]
 

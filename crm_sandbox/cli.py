@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
         default=1.0,
         help="divide rate-limit windows by this (60 = Twenty's 100/min becomes 100/s)",
     )
+    serve.add_argument(
+        "--okki-shape-variety",
+        type=float,
+        default=0.0,
+        help="share of OKKI's open fields served in other shapes (knob shape_variety, 0..1)",
+    )
     serve.add_argument("--jiandaoyun-forms", type=Path, help="JSON file of form definitions")
     serve.add_argument("--urls-file", type=Path, help="also write the URLs and credentials here")
     return parser
@@ -67,9 +73,14 @@ def main(argv: list[str] | None = None) -> None:
             time_scale=args.time_scale,
         )
 
+    def okki_knobs() -> Knobs:
+        okki = knobs()
+        okki.extra["shape_variety"] = args.okki_shape_variety
+        return okki
+
     sandboxes = {
         "okki": (
-            OkkiSandbox(seed=args.seed, companies=args.companies, knobs=knobs()),
+            OkkiSandbox(seed=args.seed, companies=args.companies, knobs=okki_knobs()),
             args.okki_port,
         ),
         "twenty": (TwentySandbox(seed=args.seed, knobs=knobs()), args.twenty_port),

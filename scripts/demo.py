@@ -1,11 +1,13 @@
 """The demo: both pipelines through `meltano run` against the local sandboxes, twice.
 
-1. starts `crm-sandbox` (OKKI with generated companies, Twenty, Jiandaoyun) on free ports;
+1. starts `crm-sandbox` (OKKI with generated companies, Twenty, Jiandaoyun) on free ports, OKKI
+   serving its shape variety (open fields in other shapes, some values no client can convert)
+   and its collisions (companies sharing a homepage domain, contacts sharing an email);
 2. `meltano run tap-okki target-twenty`, then `tap-okki-companies target-jiandaoyun` (env `dev`);
 3. changes a few companies and opportunities in the OKKI sandbox;
 4. runs both pipelines again: only what changed moves;
-5. prints, per run, records per stream (created / updated / deleted / failed), time, and where
-   the state is.
+5. prints, per run, records per stream (created / updated / deleted / failed, and any other
+   outcome the target reports, such as conflicts), time, and where the state is.
 
     make demo            # or: .venv/bin/python scripts/demo.py [--companies N]
 """
@@ -27,6 +29,8 @@ from crm_sandbox.control import RunningSandbox, start_sandbox
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "output" / "demo"
 PIPELINES = (("tap-okki", "target-twenty"), ("tap-okki-companies", "target-jiandaoyun"))
+SHAPE_VARIETY = "0.3"  # share of OKKI's open fields served in other shapes
+MAIN_ACTIONS = ("created", "updated", "deleted", "failed")
 
 
 def meltano_executable() -> str:
@@ -94,6 +98,7 @@ def tally(report: Path) -> dict[str, Counter]:
         for line in report.read_text().splitlines():
             row = json.loads(line)
             per_stream[row["stream"]][row["action"]] += 1
+            per_stream[row["stream"]].update(row.get("status") or [])  # e.g. "conflict"
     return per_stream
 
 
@@ -102,11 +107,16 @@ def print_run(tap: str, target: str, outcome: dict) -> None:
     if not outcome["tally"]:
         print("    nothing to load")
     for stream, counts in sorted(outcome["tally"].items()):
-        total = sum(counts.values())
+        total = sum(counts[action] for action in (*MAIN_ACTIONS, "skipped"))
+        others = "".join(
+            f"   {n:>3} {action}"
+            for action, n in sorted(counts.items())
+            if action not in MAIN_ACTIONS
+        )
         print(
             f"    {stream:<14} {total:>5} extracted   {counts['created']:>5} created"
             f"   {counts['updated']:>5} updated   {counts['deleted']:>3} deleted"
-            f"   {counts['failed']:>3} failed"
+            f"   {counts['failed']:>3} failed{others}"
         )
 
 
@@ -121,6 +131,26 @@ def change_okki(sandbox: RunningSandbox) -> None:
     )
 
 
+def print_okki_data(sandbox: RunningSandbox) -> None:
+    """What the OKKI sandbox holds that a connector must get right."""
+    companies = sandbox.okki.records()["companies"]
+    people = [p for c in companies for p in c["customers"]]
+    domains = Counter(_domain(c["homepage"]) for c in companies if _domain(c["homepage"]))
+    emails = Counter(p["email"].lower() for p in people if p["email"])
+    shared_domains = sum(1 for c in companies if domains[_domain(c["homepage"])] > 1)
+    shared_emails = sum(1 for p in people if p["email"] and emails[p["email"].lower()] > 1)
+    print(
+        f"OKKI sandbox: {len(companies)} companies ({shared_domains} share a homepage domain), "
+        f"{len(people)} contacts ({shared_emails} share an email); open fields in other shapes "
+        f"at a share of {SHAPE_VARIETY}.\n"
+    )
+
+
+def _domain(homepage: str) -> str:
+    host = homepage.strip().lower().split("://", 1)[-1].split("/", 1)[0]
+    return host.removeprefix("www.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--companies", type=int, default=150)
@@ -129,8 +159,11 @@ def main() -> None:
     shutil.rmtree(OUTPUT, ignore_errors=True)
     OUTPUT.mkdir(parents=True)
     started = time.monotonic()
-    sandbox = start_sandbox("--companies", str(args.companies), "--seed", "7")
+    sandbox = start_sandbox(
+        "--companies", str(args.companies), "--seed", "7", "--okki-shape-variety", SHAPE_VARIETY
+    )
     try:
+        print_okki_data(sandbox)
         env = meltano_env(sandbox)
         install = meltano_command(meltano, "install")
         subprocess.run(install, cwd=ROOT, env=env, check=True, capture_output=True)

@@ -1,8 +1,9 @@
 """OKKI access tokens: fetched once, shared by every thread, renewed shortly before expiry.
 
-`POST /v1/oauth2/access_token` with a JSON `client_credentials` body (okki.md §2). A data call
-answered HTTP 401 `access_denied` (token expired early or revoked) calls `renew(failed)`:
-the first thread to report a token fetches a new one, the others simply pick it up.
+`POST /v1/oauth2/access_token` with a JSON `client_credentials` body (docs/api/okki.md §2). A
+data call answered HTTP 401 `access_denied` (token expired early or revoked) calls
+`renew(failed)`: the first thread to report a token fetches a new one, the others simply pick
+it up.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TOKEN_PATH = "/v1/oauth2/access_token"
-DEFAULT_LIFETIME = 28_800  # seconds; upstream may omit `expires_in` (okki.md Background)
+DEFAULT_LIFETIME = 28_800  # seconds; upstream may omit `expires_in` (docs/api/okki.md §2)
 MAX_RENEWAL_MARGIN = 300.0  # renew this long before expiry (ARK's observed practice) …
 RENEWAL_SHARE = 0.1  # … or a tenth of the lifetime, for short-lived tokens
 

@@ -3,7 +3,7 @@
 Every call goes through `OkkiStream.get_data()`: paced under the run's shared rate, sent with
 the shared token, retried with backoff on throttling, server errors and lost connections, and
 unwrapped from OKKI's envelope (`{"code", "message", "now", "data"}`), whose `code` decides
-success or failure even on HTTP 200 (okki.md §3–4).
+success or failure even on HTTP 200 (docs/api/okki.md §3–4).
 
 `OkkiListStream` adds the incremental window: [bookmark − look-back, run start], read with
 `windows.WindowReader` and bookmarked at the window's end, never at the newest row seen.
@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import threading
 import typing as t
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -26,8 +28,14 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams import RESTStream
 
 from tap_okki.auth import OkkiAuthenticator
-from tap_okki.conform import compile_schema
-from tap_okki.errors import CompanyNotFound, OkkiApiError, OkkiAuthError, OkkiRetriableError
+from tap_okki.conform import UNCONVERTED, ConformError, compile_schema
+from tap_okki.errors import (
+    CompanyNotFound,
+    OkkiApiError,
+    OkkiAuthError,
+    OkkiKeyError,
+    OkkiRetriableError,
+)
 from tap_okki.pacing import Pacer
 from tap_okki.retry import TRANSPORT_ERRORS, RetryPolicy
 from tap_okki.times import format_okki_time, parse_okki_time
@@ -41,7 +49,8 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 COMPANY_INFO_PATH = "/v1/company/info"
-SUCCESS_CODES = (200, 0)  # okki.md §3.2: both mean success
+_POSITION = re.compile(r"\[\d+\]")  # `customers[2].birth` → `customers[].birth`
+SUCCESS_CODES = (200, 0)  # docs/api/okki.md §3: both mean success
 _HINTS = {
     400: "OKKI refused a request tap-okki built; please report this as a tap-okki bug.",
     403: "The token lacks a module: check the 'scope' setting and the app's permissions.",
@@ -121,6 +130,8 @@ class OkkiStream(RESTStream):
         super().__init__(*args, **kwargs)
         self._unmapped_fields: set[str] = set()  # reported once each
         self.summed_calls = CallTimes()
+        # Values kept under `_okki_unconverted`, per field (array positions as `[]`).
+        self.unconverted: Counter[str] = Counter()
 
     @property
     def connection(self) -> OkkiConnection:
@@ -139,14 +150,22 @@ class OkkiStream(RESTStream):
 
     @cached_property
     def _conform(self) -> t.Callable[[dict[str, t.Any]], dict[str, t.Any]]:
-        return compile_schema(self.schema, self.connection.tz)
+        # The catalog's schema when it brings one (a user may retype a field), else ours.
+        return compile_schema(self.effective_schema, self.connection.tz)
 
     @cached_property
     def _known_fields(self) -> frozenset[str]:
         return frozenset(self.schema["properties"])
 
-    def typed(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        """`record` typed as the schema says; fields OKKI added since are dropped (said once)."""
+    def typed(
+        self, record: dict[str, t.Any], endpoint: str, company_id: t.Any = None
+    ) -> dict[str, t.Any]:
+        """`record` typed as the schema says; fields OKKI added since are dropped (said once).
+
+        A value that cannot take its field's type makes that field null and is kept under
+        `_okki_unconverted` (see `conform.py`): warned once per field, counted for the run's
+        summary. Only a key that is no id stops the run: the record could not be identified.
+        """
         if not self._known_fields.issuperset(record):
             unknown = set(record) - self._known_fields - self._unmapped_fields
             if unknown:
@@ -156,21 +175,54 @@ class OkkiStream(RESTStream):
                     self.name,
                     sorted(unknown),
                 )
-        return self._conform(record)
+        try:
+            converted = self._conform(record)
+        except ConformError as error:
+            company = record.get("company_id") if company_id is None else company_id
+            raise OkkiKeyError(endpoint, company, str(error)) from None
+        unconverted = converted.get(UNCONVERTED)
+        if unconverted:
+            self._count_unconverted(unconverted)
+        return converted
 
-    @property
-    def TYPE_CONFORMANCE_LEVEL(self) -> TypeConformanceLevel:  # type: ignore[override]
-        """`typed()` already gives the schema's types; the SDK's pass would only repeat it.
+    def _count_unconverted(self, unconverted: dict[str, t.Any]) -> None:
+        for path, value in unconverted.items():
+            field_name = _POSITION.sub("[]", path)
+            if field_name not in self.unconverted:
+                self.logger.warning(
+                    "%s: field '%s': OKKI sent %s, which tap-okki cannot read as %s; the field "
+                    "is emitted as null and the value kept in %s (further values of this field "
+                    "are counted in the stream summary, not logged)",
+                    self.name,
+                    field_name,
+                    _shown(value),
+                    self._expected(field_name),
+                    UNCONVERTED,
+                )
+            self.unconverted[field_name] += 1
 
-        Unless the catalog brings a schema of its own: then the SDK conforms to that one.
-        """
-        if self._own_schema_applies:
-            return TypeConformanceLevel.NONE
-        return TypeConformanceLevel.RECURSIVE
+    def _expected(self, field_name: str) -> str:
+        """The type a field's schema declares, for log lines."""
+        schema: dict[str, t.Any] = self.effective_schema
+        for part in field_name.split("."):
+            name, _, arrays = part.partition("[")
+            schema = schema.get("properties", {}).get(name, {})
+            for _ in range(arrays.count("]")):
+                schema = schema.get("items", {})
+        declared = schema.get("type", [])
+        types = [declared] if isinstance(declared, str) else declared
+        return schema.get("format") or "/".join(x for x in types if x != "null") or "its type"
 
-    @cached_property
-    def _own_schema_applies(self) -> bool:
-        return self.effective_schema == self.schema
+    def unconverted_summary(self) -> str:
+        """For the stream's summary line: values kept unconverted, per field."""
+        if not self.unconverted:
+            return ""
+        counts = ", ".join(f"{name} {n}" for name, n in sorted(self.unconverted.items()))
+        return f"; values kept in {UNCONVERTED} (field: count): {counts}"
+
+    # `typed()` already gives the effective schema's types. The SDK's own pass would only
+    # repeat that, and it cannot take open fields: on `{}` holding a list it raises.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     # Calls --------------------------------------------------------------------------------------
     def get_data(self, path: str, params: dict[str, t.Any], context: Context | None) -> dict:
@@ -192,7 +244,7 @@ class OkkiStream(RESTStream):
         """One attempt (the backoff decorator repeats it), plus the one token renewal."""
         response = self._send(call, context)
         if _access_denied(response):
-            # Expired early or revoked (okki.md §2.4): a new token, then this call once more.
+            # Expired early or revoked (docs/api/okki.md §2): a new token, then this call once more.
             self.authenticator.renew(call)
             response = self._send(call, context)
             if _access_denied(response):
@@ -220,7 +272,10 @@ class OkkiStream(RESTStream):
 
     # Answers ------------------------------------------------------------------------------------
     def validate_response(self, response: Answer) -> None:
-        """Sort an answer into success, retry, skip (a missing company) or stop (okki.md §4)."""
+        """Sort an answer into success, retry, skip (a missing company) or stop.
+
+        The outcomes and their handling: docs/api/okki.md §3-4.
+        """
         endpoint = _endpoint(response)
         status = response.status_code
         if status in (408, 429) or status >= 500:
@@ -311,18 +366,25 @@ class OkkiListStream(OkkiStream):
     extra_list_params: t.ClassVar[dict[str, t.Any]] = {}
 
     # The window and the bookmark ----------------------------------------------------------------
+    def lookback(self) -> dt.timedelta:
+        """How far before the bookmark a run starts reading again."""
+        return dt.timedelta(minutes=self.config.get("lookback_minutes", 10))
+
+    def bookmark(self, context: Context | None) -> dt.datetime | None:
+        """The end of the last window read completely; None before the first run."""
+        state = self.get_context_state(context)
+        value = state.get("replication_key_value")
+        if not value or state.get("replication_key") != self.replication_key:
+            return None
+        return dt.datetime.fromisoformat(value).astimezone(self.connection.tz)
+
     def run_window(self, context: Context | None) -> Window:
         """[bookmark − look-back, run start], or [start_date, run start] on the first run."""
-        tz = self.connection.tz
-        state = self.get_context_state(context)
-        bookmark = state.get("replication_key_value")
-        if state.get("replication_key") != self.replication_key:
-            bookmark = None
+        bookmark = self.bookmark(context)
         start_date = self._tap.start_date  # type: ignore[attr-defined]
         start = None
         if bookmark:
-            lookback = dt.timedelta(minutes=self.config.get("lookback_minutes", 10))
-            start = dt.datetime.fromisoformat(bookmark).astimezone(tz) - lookback
+            start = bookmark - self.lookback()
         if start_date and (start is None or start < start_date):
             start = start_date
         end = self.connection.run_end(self._ask_server_time)
@@ -330,7 +392,7 @@ class OkkiListStream(OkkiStream):
             self.logger.warning(
                 "%s: the bookmark %s is after OKKI's clock (%s); reading nothing",
                 self.name,
-                bookmark,
+                bookmark.isoformat() if bookmark else None,
                 end.isoformat(),
             )
             start = end + dt.timedelta(seconds=1)
@@ -430,6 +492,13 @@ def _endpoint(response: Answer) -> str:
 
 def _okki(moment: dt.datetime | None, tz: ZoneInfo) -> str | None:
     return format_okki_time(moment, tz) if moment else None
+
+
+def _shown(value: t.Any) -> str:
+    """A value for a log line: short, and with its JSON type when that is the point."""
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    kind = {dict: "an object", list: "a list", str: "text"}.get(type(value), type(value).__name__)
+    return f"{shown} ({kind})"
 
 
 def _describe(exception: BaseException | None) -> str:

@@ -46,3 +46,18 @@ class CompanyNotFound(Exception):
     def __init__(self, company_id: object, message: str) -> None:
         self.company_id = company_id
         super().__init__(f"company {company_id}: {message}")
+
+
+class OkkiKeyError(FatalAPIError):
+    """A record whose key is no id: it cannot be identified, so the run stops.
+
+    Any other value that cannot be converted is kept under `_okki_unconverted` instead.
+    """
+
+    def __init__(self, endpoint: str, company_id: object, problem: str) -> None:
+        self.endpoint, self.company_id = endpoint, company_id
+        super().__init__(
+            f"OKKI {endpoint} sent a record of company {company_id} whose key cannot be read "
+            f"({problem}); without it tap-okki cannot identify the record, so the run stops. "
+            "Please report it to OKKI support with the company id."
+        )

@@ -1,4 +1,4 @@
-"""Bounded exponential backoff with jitter that honours `Retry-After` (okki.md §4)."""
+"""Bounded exponential backoff with jitter that honours `Retry-After` (docs/api/okki.md §4)."""
 
 from __future__ import annotations
 

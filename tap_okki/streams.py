@@ -1,4 +1,4 @@
-"""The three OKKI streams.
+"""The four OKKI streams.
 
 - `companies`: `/v1/company/list` rows in the window, each merged with its `/v1/company/info`
   record (fetched concurrently, emitted in list order) — its `customers[]` included, for targets
@@ -6,7 +6,15 @@
   the same window, emitted with `_sdc_deleted_at`.
 - `contacts`: the `customers[]` of each company/info record: no calls of its own. A contact
   that moves between companies during a run is emitted under each (the later one is newer).
-- `opportunities`: `/v1/opportunity/list` rows in the window.
+- `opportunities`: `/v1/opportunity/list` rows in the window; a row OKKI marks deleted
+  (`enable_flag` 0) is emitted with `_sdc_deleted_at` (what OKKI shows of deleted
+  opportunities, and what it does not: docs/api/okki.md §8).
+
+- `follow_ups`: `/v1/dynamic/trail/list` rows of the whole account, one list over the window
+  (see `FollowUpsStream`); deleted ones with `_sdc_deleted_at`.
+
+Every record is typed by its stream's schema (`OkkiStream.typed`): open fields pass through as
+OKKI sent them, and a value that cannot be converted is kept under `_okki_unconverted`.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ class _Live:
 @dataclass(frozen=True)
 class _Removed:
     row: dict[str, t.Any]
+    window_end: dt.datetime  # it was deleted by then
 
 
 @dataclass(frozen=True)
@@ -74,8 +83,8 @@ class CompaniesStream(OkkiListStream):
                 for row in live.rows(part, first_page):
                     yield _Live(row)
                 for row in removed.rows(part):
-                    if row["company_id"] not in live.seen:  # restored since: the live row wins
-                        yield _Removed(row)
+                    if live.key_of(row) not in live.seen:  # restored since: the live row wins
+                        yield _Removed(row, part.end)
                 yield _Checkpoint(part.end)
 
         workers = int(self.config.get("detail_concurrency", 4))
@@ -87,7 +96,7 @@ class CompaniesStream(OkkiListStream):
                 self.save_bookmark(context, item.moment)
             elif isinstance(item, _Removed):
                 deleted += 1
-                yield self._deleted_record(item.row)
+                yield self._deleted_record(item)
             elif info is None:
                 gone += 1
             else:
@@ -95,13 +104,14 @@ class CompaniesStream(OkkiListStream):
                 yield self._merged_record(item.row, info)
         self.logger.info(
             "companies: %d emitted, %d deleted, %d gone before their details were read; "
-            "%d list pages, %d re-scans; details: %s",
+            "%d list pages, %d re-scans; details: %s%s",
             emitted,
             deleted,
             gone,
             live.pages + removed.pages,
             live.rescans + removed.rescans,
             self.summed_calls,
+            self.unconverted_summary(),
         )
         for child in self.child_streams:
             t.cast(ContactsStream, child).log_run_total()
@@ -118,13 +128,16 @@ class CompaniesStream(OkkiListStream):
 
     def _merged_record(self, row: dict[str, t.Any], info: dict[str, t.Any]) -> dict[str, t.Any]:
         merged = {**row, **info, "_sdc_deleted_at": None}
-        record = self.typed(merged)
+        record = self.typed(merged, COMPANY_INFO_PATH, row["company_id"])
         self._contacts = (record["company_id"], info.get("customers") or [])
         return record
 
-    def _deleted_record(self, row: dict[str, t.Any]) -> dict[str, t.Any]:
-        record = self.typed(row)
-        record["_sdc_deleted_at"] = record.get("update_time")  # deleting set update_time
+    def _deleted_record(self, removed: _Removed) -> dict[str, t.Any]:
+        record = self.typed(removed.row, self.path)
+        # Deleting set update_time; if OKKI sent it in a layout we cannot read, the deletion
+        # still happened inside the window.
+        deleted_at = record.get("update_time") or removed.window_end.isoformat()
+        record["_sdc_deleted_at"] = deleted_at
         return record
 
     # The SDK syncs a record's children before it writes the record itself. Targets that link
@@ -220,14 +233,20 @@ class ContactsStream(OkkiStream):
         if self._counter is not None:
             emitted = self._counter.value
             self._counter.__exit__(None, None, None)
-            self.logger.info("contacts: %d emitted from %d companies", emitted, self._companies)
+            self.logger.info(
+                "contacts: %d emitted from %d companies%s",
+                emitted,
+                self._companies,
+                self.unconverted_summary(),
+            )
             self._counter = None
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         assert context is not None
         companies = t.cast(CompaniesStream, self._tap.streams["companies"])
-        for person in companies.take_contacts(context["company_id"]):
-            yield self.typed({**person, "company_id": context["company_id"]})
+        company_id = context["company_id"]
+        for person in companies.take_contacts(company_id):
+            yield self.typed({**person, "company_id": company_id}, COMPANY_INFO_PATH, company_id)
 
 
 class OpportunitiesStream(OkkiListStream):
@@ -239,18 +258,96 @@ class OpportunitiesStream(OkkiListStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         window = self.run_window(context)
         reader = self.reader(context)
-        emitted = 0
+        emitted = deleted = 0
         for part, first_page in reader.parts(window):
             for row in reader.rows(part, first_page):
-                record = self.typed(row)
+                record = self.typed(row, self.path)
                 if not record.get("customer_id"):
                     record["customer_id"] = None  # OKKI's 0: no main contact
-                emitted += 1
+                if record.get("enable_flag") == 0:  # listed, but deleted (docs/api/okki.md §8)
+                    deleted += 1
+                    record["_sdc_deleted_at"] = record.get("update_time") or part.end.isoformat()
+                else:
+                    emitted += 1
+                    record["_sdc_deleted_at"] = None
                 yield record
             self.save_bookmark(context, part.end)
         self.logger.info(
-            "opportunities: %d emitted; %d list pages, %d re-scans",
+            "opportunities: %d emitted, %d deleted; %d list pages, %d re-scans%s",
             emitted,
+            deleted,
             reader.pages,
             reader.rescans,
+            self.unconverted_summary(),
         )
+
+
+class FollowUpsStream(OkkiListStream):
+    """Follow-ups (跟进动态: calls, meetings, emails, notes) of the whole account.
+
+    One list over the window, without a company filter: the endpoint takes none (its filters
+    are optional, docs/api/okki.md §9), so a page of 100 follow-ups costs one call, where
+    reading per changed company would cost a call per company at least, and would miss
+    follow-ups whose company did not change.
+
+    OKKI lists follow-ups by when they happened (`create_time`), which a user may set in the
+    past and which editing or deleting one does not move. So each run re-reads
+    `follow_ups_lookback_days` before its bookmark (pages only), and emits from it what was
+    written since the last run (update time from the bookmark minus `lookback_minutes` on):
+    new, backdated, edited and deleted follow-ups, not the unchanged ones again. Changes to
+    follow-ups that happened before the look-back are seen by a full refresh.
+    """
+
+    name = "follow_ups"
+    path = "/v1/dynamic/trail/list"
+    primary_keys = ("trail_id",)
+    replication_key = "create_time"
+    schema = StreamSchema(SCHEMAS)
+
+    def lookback(self) -> dt.timedelta:
+        days = dt.timedelta(days=self.config.get("follow_ups_lookback_days", 7))
+        return max(super().lookback(), days)
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        bookmark = self.bookmark(context)
+        since = bookmark - super().lookback() if bookmark else None  # None: emit them all
+        window = self.run_window(context)
+        reader = self.reader(context)
+        emitted = deleted = unchanged = 0
+        for part, first_page in reader.parts(window):
+            for row in reader.rows(part, first_page):
+                record = self.typed(row, self.path, row.get("company_id"))
+                if since and not _written_since(record, since):
+                    unchanged += 1
+                    continue
+                record["customer_id"] = [c for c in record.get("customer_id") or [] if c]
+                for reference in ("opportunity_id", "lead_id"):
+                    if not record.get(reference):
+                        record[reference] = None  # OKKI's 0: none
+                if record.get("delete_flag") == 1 or record.get("enable_flag") == 0:
+                    deleted += 1
+                    record["_sdc_deleted_at"] = record.get("update_time") or part.end.isoformat()
+                else:
+                    emitted += 1
+                    record["_sdc_deleted_at"] = None
+                yield record
+            self.save_bookmark(context, part.end)
+        self.logger.info(
+            "follow_ups: %d emitted, %d deleted, %d read again unchanged (look-back); "
+            "%d list pages, %d re-scans%s",
+            emitted,
+            deleted,
+            unchanged,
+            reader.pages,
+            reader.rescans,
+            self.unconverted_summary(),
+        )
+
+
+def _written_since(record: dict[str, t.Any], since: dt.datetime) -> bool:
+    """Whether a follow-up was written (or happened) at or after `since`; when OKKI's times
+    cannot tell, it counts as written (sending it again is harmless, missing it is not)."""
+    times = [record.get("update_time"), record.get("create_time")]
+    if any(moment is None for moment in times):
+        return True
+    return any(dt.datetime.fromisoformat(moment) >= since for moment in times)

@@ -1,4 +1,5 @@
-"""tap-okki: OKKI (Xiaoman / 小满) CRM companies, contacts and opportunities as Singer streams."""
+"""tap-okki: OKKI (Xiaoman / 小满) CRM companies, contacts, opportunities and follow-ups as Singer
+streams."""
 
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ from tap_okki.auth import Credentials, OkkiAuthenticator
 from tap_okki.client import OkkiConnection
 from tap_okki.pacing import Pacer
 from tap_okki.retry import RetryPolicy
-from tap_okki.streams import CompaniesStream, ContactsStream, OpportunitiesStream
+from tap_okki.streams import (
+    CompaniesStream,
+    ContactsStream,
+    FollowUpsStream,
+    OpportunitiesStream,
+)
 from tap_okki.times import parse_setting_time
 from target_kit.cli import PlainSettingErrors
 from target_kit.http import ConfigError, check_base_url
@@ -26,7 +32,7 @@ from target_kit.settings import SettingsFromText
 from target_kit.transport import Transport
 
 DEFAULT_BASE_URL = "https://api-sandbox.xiaoman.cn"
-MAX_PAGE_SIZE = 100  # OKKI answers code 400 above it (okki.md §5.1)
+MAX_PAGE_SIZE = 100  # OKKI answers code 400 above it (docs/api/okki.md §5)
 
 
 class TapOkki(PlainSettingErrors, SettingsFromText, SecretMasking, Tap):
@@ -114,6 +120,17 @@ class TapOkki(PlainSettingErrors, SettingsFromText, SecretMasking, Tap):
             description=(
                 "Each run re-reads this many minutes before its bookmark, for changes OKKI "
                 "makes visible late. Re-read rows are emitted again (targets upsert)."
+            ),
+        ),
+        th.Property(
+            "follow_ups_lookback_days",
+            th.IntegerType(minimum=0),
+            default=7,
+            description=(
+                "Follow-ups are listed by when they happened, which users may set in the past "
+                "and which editing or deleting one does not move: each run re-reads this many "
+                "days of them (list pages only) and emits what was written since the last run. "
+                "Changes to older follow-ups need a full refresh."
             ),
         ),
         th.Property(
@@ -218,7 +235,12 @@ class TapOkki(PlainSettingErrors, SettingsFromText, SecretMasking, Tap):
         return OkkiConnection(base_url, transport, pacer, authenticator, retry, self.tz)
 
     def discover_streams(self) -> list[Stream]:
-        return [CompaniesStream(self), ContactsStream(self), OpportunitiesStream(self)]
+        return [
+            CompaniesStream(self),
+            ContactsStream(self),
+            OpportunitiesStream(self),
+            FollowUpsStream(self),
+        ]
 
 
 def _setting_errors(config: dict) -> list[str]:

@@ -1,7 +1,7 @@
 """Reading a fixed past time window of an OKKI list completely, although its pages shift.
 
 OKKI lists come newest `update_time` first, paged by page number, and every request evaluates
-the filter afresh (okki.md §5.4–5.6). Our window ends at the run's start, in the past, so rows
+the filter afresh (docs/api/okki.md §5). Our window ends at the run's start, in the past, so rows
 can only *leave* it while we page (an update or a deletion moves `update_time` past the end;
 new rows land past the end too). A row that leaves moves every later row one place forward,
 and a page-number reader silently skips one of them.
@@ -13,6 +13,12 @@ before are not delivered again) until a whole scan sees the total unchanged. A w
 keeps changing is split in two. Rows that left are "changed during the run": their new
 `update_time` is later than the bookmark, so the next run reads them.
 
+Follow-ups are windowed on when they happened, which a user may set in the past: a follow-up
+written during the run can *enter* a past window (docs/api/okki.md §9), and deleted ones stay
+listed, so there rows only enter. A total that grows is a change as well: the same re-scan
+catches the shifted rows, and the new ones too when it meets them (else the next run's
+look-back does).
+
 Big windows are split by time before reading (oldest part first), so each part is quick to
 re-scan and the bookmark can advance after each part.
 """
@@ -21,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Generator, Hashable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +81,7 @@ class WindowReader:
     # Keys delivered by the current `rows()` call: only its re-scans and halves can meet a row
     # again (a row that changes during the run leaves every window of the run), so the set
     # holds one part's keys, not the whole run's.
-    seen: set[Hashable] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)
     rescans: int = 0  # scans repeated because the total changed (for the run log)
     pages: int = 0
 
@@ -147,7 +153,7 @@ class WindowReader:
             if page.total != baseline:
                 stable = False
             for row in page.rows:
-                row_key = row[self.key]
+                row_key = self.key_of(row)
                 if row_key not in self.seen:
                     self.seen.add(row_key)
                     yield row
@@ -155,6 +161,10 @@ class WindowReader:
                 return baseline, stable
             number += 1
             page = self._fetch(window, number)
+
+    def key_of(self, row: dict[str, Any]) -> str:
+        """A row's key as text: OKKI sends ids as numbers or as text (docs/api/okki.md §10)."""
+        return str(row[self.key]).strip()
 
     def _fetch(self, window: Window, number: int) -> Page:
         self.pages += 1

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import markdownify
 import simpleeval
 
 from target_kit.bounds import MAX_DIGITS, digits
@@ -63,8 +64,22 @@ def _whole(convert: Callable[..., Any]) -> Callable[..., Any]:
     return bounded
 
 
+def markdown(text: Any) -> str | None:
+    """Text that may hold HTML (a CRM note) as Markdown: tags become Markdown, entities text,
+    every line break a hard break, Markdown's own characters escaped; no visible text lost."""
+    if text is None:
+        return None
+    lines = str(text).replace("\r\n", "\n").replace("\r", "\n")
+    # A line break of the source is a break in the note, whether or not the text is HTML.
+    converted = markdownify.markdownify(
+        lines.replace("\n", "<br>\n"), heading_style="ATX", newline_style="BACKSLASH"
+    )
+    return "\n".join(line.rstrip() for line in converted.strip("\n").split("\n"))
+
+
 FUNCTIONS = {
     **simpleeval.DEFAULT_FUNCTIONS,
+    "markdown": markdown,
     "int": _whole(int),
     "bool": bool,
     "round": _whole(round),

@@ -108,8 +108,11 @@ class IdStore:
             "CREATE INDEX IF NOT EXISTS holders_by_key ON holders (scope, stream, key)"
         )
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS links (scope TEXT, twenty_id TEXT, PRIMARY KEY"
-            " (scope, twenty_id)) WITHOUT ROWID"
+            "CREATE TABLE IF NOT EXISTS junction_rows (scope TEXT, owner TEXT, column TEXT,"
+            " twenty_id TEXT, PRIMARY KEY (scope, twenty_id)) WITHOUT ROWID"
+        )
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS junction_rows_by_owner ON junction_rows (scope, owner)"
         )
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS conflicts (scope TEXT, field TEXT, value TEXT,"
@@ -128,19 +131,27 @@ class IdStore:
         # makes each batch's inserts several times cheaper.
         self._db.execute("PRAGMA temp.journal_mode=MEMORY")
 
+    def _select_in(self, query: str, fixed: tuple[Any, ...], values: Iterable[str]) -> list[Any]:
+        """`query` ending in `IN ({marks})`, for `fixed` parameters and each distinct value."""
+        values = list(dict.fromkeys(values))
+        if not values:
+            return []
+        marks = ",".join("?" * len(values))
+        with self._lock:
+            return self._db.execute(query.format(marks=marks), (*fixed, *values)).fetchall()
+
     def ids(self, scope: str, stream: str, keys: Iterable[str]) -> dict[str, str]:
         """The Twenty id of each key: its alias if Twenty chose one, else the stable id."""
         keys = list(dict.fromkeys(keys))
         found = {k: stable_id(self.namespace, stream, k) for k in keys}
-        if keys:
-            marks = ",".join("?" * len(keys))
-            with self._lock:
-                rows = self._db.execute(
-                    f"SELECT key, twenty_id FROM aliases WHERE scope=? AND stream=?"
-                    f" AND key IN ({marks})",
-                    (scope, stream, *keys),
-                ).fetchall()
-            found.update(rows)
+        found.update(
+            self._select_in(
+                "SELECT key, twenty_id FROM aliases WHERE scope=? AND stream=?"
+                " AND key IN ({marks})",
+                (scope, stream),
+                keys,
+            )
+        )
         return found
 
     def save(
@@ -210,15 +221,8 @@ class IdStore:
 
     def arrived(self, stream: str, keys: Iterable[str]) -> set[str]:
         """Those of `keys` whose `stream` records were sent to be written in this run."""
-        keys = list(set(keys))
-        if not keys:
-            return set()
-        marks = ",".join("?" * len(keys))
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT key FROM arrived WHERE stream=? AND key IN ({marks})", (stream, *keys)
-            ).fetchall()
-        return {r[0] for r in rows}
+        query = "SELECT key FROM arrived WHERE stream=? AND key IN ({marks})"
+        return {r[0] for r in self._select_in(query, (stream,), keys)}
 
     def present(self, scope: str, twenty_ids: Iterable[str]) -> set[str]:
         """Those of `twenty_ids` known to be in Twenty since this run wrote or found them."""
@@ -229,16 +233,8 @@ class IdStore:
         return self._among("deleted", scope, twenty_ids)
 
     def _among(self, table: str, scope: str, twenty_ids: Iterable[str]) -> set[str]:
-        twenty_ids = list(set(twenty_ids))
-        if not twenty_ids:
-            return set()
-        marks = ",".join("?" * len(twenty_ids))
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT twenty_id FROM {table} WHERE scope=? AND twenty_id IN ({marks})",
-                (scope, *twenty_ids),
-            ).fetchall()
-        return {r[0] for r in rows}
+        query = f"SELECT twenty_id FROM {table} WHERE scope=? AND twenty_id IN ({{marks}})"
+        return {r[0] for r in self._select_in(query, (scope,), twenty_ids)}
 
     # Aliases ------------------------------------------------------------------------------
     def keys_at(self, scope: str, twenty_id: str) -> list[tuple[str, str]]:
@@ -269,18 +265,11 @@ class IdStore:
         self, scope: str, stream: str, keys: Iterable[str]
     ) -> dict[str, list[tuple[str, str]]]:
         """The (field, value) pairs each key holds."""
-        keys = list(set(keys))
         found: dict[str, list[tuple[str, str]]] = {}
-        if not keys:
-            return found
-        marks = ",".join("?" * len(keys))
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT key, field, value FROM holders WHERE scope=? AND stream=?"
-                f" AND key IN ({marks})",
-                (scope, stream, *keys),
-            ).fetchall()
-        for key, field_name, value in rows:
+        query = (
+            "SELECT key, field, value FROM holders WHERE scope=? AND stream=? AND key IN ({marks})"
+        )
+        for key, field_name, value in self._select_in(query, (scope, stream), keys):
             found.setdefault(key, []).append((field_name, value))
         return found
 
@@ -349,30 +338,35 @@ class IdStore:
 
     def aliased_rows(self, scope: str, twenty_ids: Iterable[str]) -> dict[str, str]:
         """Row id → the key text of a record aliased to it (any stream), for these rows."""
-        twenty_ids = list(set(twenty_ids))
-        if not twenty_ids:
-            return {}
-        marks = ",".join("?" * len(twenty_ids))
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT twenty_id, key FROM aliases WHERE scope=? AND twenty_id IN ({marks})",
-                (scope, *twenty_ids),
-            ).fetchall()
-        return dict(rows)
+        query = "SELECT twenty_id, key FROM aliases WHERE scope=? AND twenty_id IN ({marks})"
+        return dict(self._select_in(query, (scope,), twenty_ids))
 
     # Junction rows ------------------------------------------------------------------------
-    def note_links(self, scope: str, written: Iterable[str], forget: Iterable[str]) -> None:
-        """Junction rows the target wrote (and those it removed)."""
+    def note_links(
+        self, scope: str, written: Iterable[tuple[str, str, str]], forget: Iterable[str]
+    ) -> None:
+        """Junction rows the target wrote, as (record row, column, junction row), and those it
+        removed."""
         with self._transaction() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO links VALUES (?,?)", [(scope, i) for i in written]
+                "INSERT OR REPLACE INTO junction_rows VALUES (?,?,?,?)",
+                [(scope, o, c, i) for o, c, i in written],
             )
             db.executemany(
-                "DELETE FROM links WHERE scope=? AND twenty_id=?", [(scope, i) for i in forget]
+                "DELETE FROM junction_rows WHERE scope=? AND twenty_id=?",
+                [(scope, i) for i in forget],
             )
 
-    def written_links(self, scope: str, twenty_ids: Iterable[str]) -> set[str]:
-        return self._among("links", scope, twenty_ids)
+    def links_of(self, scope: str, owners: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+        """Each record row's junction rows the target wrote: (column, junction row id)."""
+        found: dict[str, list[tuple[str, str]]] = {}
+        query = (
+            "SELECT owner, column, twenty_id FROM junction_rows WHERE scope=?"
+            " AND owner IN ({marks})"
+        )
+        for owner, column, twenty_id in self._select_in(query, (scope,), owners):
+            found.setdefault(owner, []).append((column, twenty_id))
+        return found
 
     def waiting(self, scope: str, field_name: str, value: str) -> list[Holder]:
         """Records kept apart from (field, value), longest waiting first."""

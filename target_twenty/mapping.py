@@ -95,6 +95,7 @@ class FieldMap:
 
 
 ParentDeleteRule = Literal["keep", "unlink", "cascade"]
+SLOT = "\x1f"  # between a link's column and one of the keys its list names
 
 
 @dataclass(frozen=True)
@@ -338,14 +339,29 @@ class StreamMapping:
         return [(fm, f"{self.object.singular}.{fm.path}") for fm in self.fields or ()]
 
     def parent_keys(self, record: dict[str, Any]) -> dict[str, str | None]:
-        """Join column → the parent's key text (None: the record references nothing)."""
-        keys = {}
+        """Slot → the parent's key text (None: the record references nothing there).
+
+        A reference's slot is its join column. A link whose field holds a list (a follow-up
+        naming several contacts) has a slot per listed record, `<column>␟<key text>`
+        (`reference_of` finds the link again); an empty list is the column with None.
+        """
+        keys: dict[str, str | None] = {}
         for ref in self.references:
             if not any(s in record for s in ref.sources):
                 continue  # absent is not null: an update leaves the relation alone
             values = [record.get(s) for s in ref.sources]
+            if ref.via_junction and len(values) == 1 and isinstance(values[0], list):
+                listed = [key_text([v]) for v in values[0] if v not in (None, "")]
+                keys.update((f"{ref.key}{SLOT}{k}", k) for k in listed)
+                if not listed:
+                    keys[ref.key] = None
+                continue
             keys[ref.key] = None if any(v in (None, "") for v in values) else key_text(values)
         return keys
+
+    def reference_of(self, slot: str) -> Reference:
+        column = slot.partition(SLOT)[0]
+        return next(r for r in self.references if r.key == column)
 
     @cached_property
     def _unique_field_maps(self) -> list[tuple[FieldMap, str]]:

@@ -50,9 +50,12 @@ class Ownership:
         self.obj = mapping.object
         self.scope = self.obj.id
         self.store = target.ids
-        self.source_key_field = mapping.source_key_field
+        # The owner field, once it exists (`create_missing_fields` makes it when its stream's
+        # SCHEMA comes; a parent looked up before that has no rows owned through it yet).
+        field = mapping.source_key_field
+        self.source_key_field = field if field in self.obj.fields else None
         # Nothing to plan for objects without unique fields and without an owner field.
-        self.active = bool(self.obj.unique_fields() or self.source_key_field)
+        self.active = bool(self.obj.unique_fields() or mapping.source_key_field)
 
     # Planning -----------------------------------------------------------------------------
     def plan(self, entries: list[Entry], force_read: bool = False) -> list[Plan]:

@@ -38,6 +38,7 @@ from target_twenty.client import MAX_BATCH
 from target_twenty.held import Held, Parent
 from target_twenty.identity import Plan
 from target_twenty.ids import content_key, key_text, stable_id
+from target_twenty.mapping import SLOT
 from target_twenty.ownership import Ownership
 from target_twenty.removal import Removal
 from target_twenty.values import BadValue
@@ -213,7 +214,7 @@ class TwentySink(PipelinedSink):
         if not self.mapping.references or (self.process_deletes and is_deleted(record)):
             return []  # a deletion links nothing
         keys = self.mapping.parent_keys(record)
-        return [(r, keys[r.key]) for r in self.mapping.references if keys.get(r.key) is not None]
+        return [(self.mapping.reference_of(s), k) for s, k in keys.items() if k is not None]
 
     def _parent_keys(self, records: list[dict]) -> dict[str, set[str]]:
         """Parent stream → the keys `records` reference."""
@@ -334,36 +335,39 @@ class TwentySink(PipelinedSink):
         return twenty_ids, present, deleted
 
     def _resolve_parents(self, items: list[Item]) -> list[Item]:
-        """Put each parent's Twenty id in its join column; dead-letter orphans."""
-        orphans: dict[int, tuple[Reference, str]] = {}
+        """Put each parent's Twenty id in its join column (a link's: in the item's links, for
+        the junction row written after it); dead-letter orphans."""
+        orphans: dict[int, tuple[Reference, str, str]] = {}
         for ref in self.mapping.references:
-            keys = {i.parents[ref.key] for i in items if i.parents.get(ref.key) is not None}
+            slots = [
+                [(s, k) for s, k in i.parents.items() if self.mapping.reference_of(s) is ref]
+                for i in items
+            ]
+            keys = {k for found in slots for _, k in found if k is not None}
             twenty_ids, present, deleted = self._parents_in_twenty(ref.stream, keys)
             for n, item in enumerate(items):
-                if ref.key not in item.parents:
-                    continue
-                key = item.parents[ref.key]
                 # A link through a junction is written after the record, not into it.
                 target = item.links if ref.via_junction else item.payload
-                if key is None:
-                    target[ref.key] = None
-                elif twenty_ids[key] in present:
-                    target[ref.key] = twenty_ids[key]
-                elif twenty_ids[key] in deleted:
-                    # The source deleted the parent but kept this record (OKKI keeps a deleted
-                    # company's opportunities): write it, and leave the link as it was.
-                    item.note = (
-                        f"{ref.key} left as it was: the '{ref.stream}' record with key {key} "
-                        "was deleted"
-                    )
-                else:
-                    orphans.setdefault(n, (ref, key))
+                for slot, key in slots[n]:
+                    if key is None:
+                        target[slot] = None
+                    elif twenty_ids[key] in present:
+                        target[slot] = twenty_ids[key]
+                    elif twenty_ids[key] in deleted:
+                        # The source deleted the parent but kept this record (OKKI keeps a
+                        # deleted company's opportunities): write it, leave the link as it was.
+                        item.note = (
+                            f"{ref.key} left as it was: the '{ref.stream}' record with key {key} "
+                            "was deleted"
+                        )
+                    else:
+                        orphans.setdefault(n, (ref, slot, key))
         rule = self.target.on_missing_parent
         dropped = set()
-        for n, (ref, key) in orphans.items():
+        for n, (ref, slot, key) in orphans.items():
             reason = self._orphan_reason(ref, key)
             if rule == "load_unlinked" and not self.target.ids.arrived(ref.stream, [key]):
-                (items[n].links if ref.via_junction else items[n].payload)[ref.key] = None
+                (items[n].links if ref.via_junction else items[n].payload)[slot] = None
                 items[n].note = f"{reason}; loaded without the link (on_missing_parent)"
                 items[n].status.append("unlinked")
             elif rule == "skip" and not self.target.ids.arrived(ref.stream, [key]):
@@ -525,30 +529,45 @@ class TwentySink(PipelinedSink):
             )
 
     def _write_links(self, entries: list[Entry], rows: list[dict[str, Any]]) -> None:
-        """One junction row per linked record, after the records themselves: stable ids (one
-        per record and column), so a re-run updates the same link instead of adding one."""
+        """One junction row per linked record, after the records themselves, under a stable id
+        (record and linked record), so a re-run updates the same link instead of adding one;
+        links a record no longer names (of the columns it carries) are removed."""
         junction = self.mapping.junction
         assert junction is not None
-        links, gone = [], []
+        scope, plural = junction.object.id, junction.object.plural
+        links: list[dict[str, Any]] = []
+        now: dict[str, dict[str, set[str]]] = {}  # record row → column → its link ids
         for entry, row in zip(entries, rows, strict=True):
             row_id = str(row.get("id") or entry.id)
-            for column, parent_id in entry.items[-1].links.items():
+            columns = now.setdefault(row_id, {})
+            for slot, parent_id in entry.items[-1].links.items():
+                column = slot.partition(SLOT)[0]
+                ids = columns.setdefault(column, set())
+                if parent_id is None:
+                    continue
                 link_id = stable_id(
                     self.target.ids.namespace,
-                    f"{self.stream_name}>{junction.object.plural}",
-                    key_text([entry.key or row_id, column]),
+                    f"{self.stream_name}>{plural}",
+                    key_text([entry.key or row_id, slot]),
                 )
-                if parent_id is None:
-                    gone.append(link_id)
-                else:
-                    links.append({"id": link_id, junction.own_column: row_id, column: parent_id})
-        plural = junction.object.plural
+                ids.add(link_id)
+                links.append({"id": link_id, junction.own_column: row_id, column: parent_id})
         for start in range(0, len(links), MAX_BATCH):
             self.target.client.upsert(plural, links[start : start + MAX_BATCH])
-        # A link the record no longer has (its contact cleared): gone, if it was ever written.
-        for link_id in self.target.ids.written_links(junction.object.id, gone):
+        before = self.target.ids.links_of(scope, now)
+        gone = [
+            link_id
+            for owner, columns in now.items()
+            for column, link_id in before.get(owner, [])
+            if column in columns and link_id not in columns[column]
+        ]
+        for link_id in gone:
             self.target.client.delete(plural, link_id)
-        self.target.ids.note_links(junction.object.id, [link["id"] for link in links], forget=gone)
+        self.target.ids.note_links(
+            scope,
+            [(o, c, i) for o, columns in now.items() for c, ids in columns.items() for i in ids],
+            forget=gone,
+        )
 
     def _check_listed(self, ref: Reference, entries: list[Entry], rows: list[dict]) -> None:
         """Children of `ref`'s stream that a written parent no longer lists leave (or lose

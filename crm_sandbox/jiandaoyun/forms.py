@@ -182,9 +182,23 @@ DEMO_ORDERS = [
     _w(1704067300005, "订单状态", "radiogroup"),
 ]
 
+# OKKI's follow-ups (跟进动态), one row each: what a production 跟进记录 form needs.
+FOLLOW_UP_TYPES = ["快速记录", "邮件", "电话", "会面", "社交", "拜访"]
+DEMO_FOLLOW_UPS = [
+    _w(1704067400001, "跟进编号", "text", "trail_id"),
+    _w(1704067400002, "客户编号", "text"),
+    _w(1704067400003, "跟进类型", "radiogroup", options=FOLLOW_UP_TYPES),
+    _w(1704067400004, "跟进内容", "textarea"),
+    _w(1704067400005, "跟进时间", "datetime"),
+    _w(1704067400006, "联系人编号", "text"),
+    _w(1704067400007, "商机编号", "text"),
+    _w(1704067400008, "删除时间", "datetime", "deleted_at"),
+]
+
 DEMO_FORMS = {
     "demo_app": {
         "demo_customers": {"name": "客户", "widgets": DEMO_CUSTOMERS},
         "demo_orders": {"name": "订单", "widgets": DEMO_ORDERS},
+        "demo_follow_ups": {"name": "跟进记录", "widgets": DEMO_FOLLOW_UPS},
     }
 }

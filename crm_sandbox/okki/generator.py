@@ -1,8 +1,16 @@
-"""Seeded fake OKKI data: companies with contacts and custom fields, and their opportunities.
+"""Seeded fake OKKI data: companies with contacts and custom fields, their opportunities and
+their follow-ups (calls, meetings, emails, notes naming a contact or an opportunity).
 
 The data is messy the way real CRM data is: Chinese and English names, homepages in mixed case
-or missing, contacts without an email or sharing one across companies, and companies that share
-an `update_time` second (bulk edits and automations make ties common).
+or missing, contacts without an email, and companies that share an `update_time` second (bulk
+edits and automations make ties common).
+
+Collisions are deliberate and measured (tests/sandbox/test_okki_contract.py): every company
+has a domain of its own, except every SHARED_DOMAIN_EVERY-th, which reuses an earlier company's
+written differently (letter case, scheme, `www.`, a path): subsidiaries, resellers, typos.
+Likewise every contact's address is its own, except shared mailboxes (`info@…` of a sourcing
+agent) and people listed under two companies, some in another letter case. Counting, not
+drawing, keeps the shares steady whatever the seed and the size.
 """
 
 from __future__ import annotations
@@ -14,15 +22,19 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from crm_sandbox.okki.records import (
+    CATEGORIES,
     CONTACT_TYPES,
     CUSTOM_FIELD_GROUPS,
     ORIGINS,
+    PRODUCT_GROUPS,
     STAGES,
     TAGS,
     TRAIL_STATUSES,
+    TRAIL_TYPES,
     USERS,
     Company,
     Contact,
+    FollowUp,
     Opportunity,
     format_date,
 )
@@ -30,6 +42,9 @@ from crm_sandbox.okki.records import (
 T = TypeVar("T")
 DAY = 86_400
 HISTORY_DAYS = 30  # generated update_times fall in the 30 days before the sandbox started
+SHARED_DOMAIN_EVERY = 30  # this company, and the earlier one it copies: ~6% share a domain
+SHARED_MAILBOX_EVERY = 33  # contacts whose address is a shared mailbox (_SHARED_EMAILS)
+REPEATED_PERSON_EVERY = 33  # contacts whose address an earlier contact has: ~9% in all
 
 
 @dataclass(frozen=True)
@@ -178,7 +193,27 @@ _POSTS = (
     "采购经理",
     "总经理",
 )
-_SHARED_EMAILS = ("info@globalsourcing.com", "purchasing@tradehub.net", "buyer@gmail.com")
+_SHARED_EMAILS = (
+    "info@globalsourcing.com",
+    "purchasing@tradehub.net",
+    "buyer@gmail.com",
+    "sourcing@asia-buyers.com",
+    "Info@GlobalSourcing.com",  # the same mailbox, typed by hand
+)
+_PATHS = ("en/", "about-us", "shop/index.html")
+_LANGUAGES = ("", "", "en", "zh", "de", "es")
+_CATEGORY_IDS = tuple(CATEGORIES)
+_TRAIL_TYPES = (101, 101, 101, 101, *TRAIL_TYPES)  # most are quick notes
+_TRAIL_CONTENTS = (
+    "Called {name}: interested in {product}.\nWill send samples next week.",
+    "<p>Met {name} at the Canton Fair.</p><p>Discussed <b>MOQ</b> and prices for {product}.</p>",
+    "Sent the 2026 catalog and a quotation for {product}.",
+    "客户询问{product}的报价，已发送目录。\n下周再跟进。",
+    "WhatsApp: {name} asks for a discount on {product} &amp; faster delivery<br>Replied: 3% off",
+    "Follow-up email, no answer yet.",
+    "",
+)
+_PRODUCT_GROUP_IDS = tuple(PRODUCT_GROUPS)
 _INDUSTRIES = ("Retail", "Wholesale", "Manufacturing", "E-commerce", "Construction", "")
 _INCOTERMS = ("FOB", "CIF", "EXW", "DDP", "")
 _CERTIFICATIONS = ("CE", "RoHS", "ISO 9001", "FCC", "UL")
@@ -214,6 +249,10 @@ class Generator:
         self._customer_id = 7_000_000
         self._opportunity_id = 880_000
         self._serial = 0
+        self._trail_id = 25_646_265_870_000  # 14-digit ids, as upstream
+        self._domains: list[str] = []  # of companies with a homepage, for shared domains
+        self._emails: list[str] = []  # of contacts with an address, for repeated people
+        self._contacts = 0
 
     def _pick(self, options: Sequence[T]) -> T:
         return options[int(self._random() * len(options))]
@@ -232,10 +271,14 @@ class Generator:
                 chosen.append(option)
         return tuple(chosen)
 
-    def initial(self, count: int, started: int) -> tuple[list[Company], list[Opportunity]]:
-        """`count` companies updated in the 30 days before `started`; ~40% have opportunities."""
+    def initial(
+        self, count: int, started: int
+    ) -> tuple[list[Company], list[Opportunity], list[FollowUp]]:
+        """`count` companies updated in the 30 days before `started`; ~40% have opportunities,
+        most have a few follow-ups, half of them in those 30 days."""
         companies: list[Company] = []
         opportunities: list[Opportunity] = []
+        follow_ups: list[FollowUp] = []
         for _ in range(count):
             if companies and self._random() < 0.15:  # a tie with an earlier company's second
                 updated = self._pick(companies).update_time
@@ -250,7 +293,17 @@ class Generator:
                     opp_updated = self._int(earliest, started - 60)
                     opp_created = self._int(created, opp_updated - 60)
                     opportunities.append(self.opportunity(company, opp_created, opp_updated))
-        return companies, opportunities
+            theirs = [o for o in opportunities[-3:] if o.company_id == company.company_id]
+            for _ in range(self._pick((0, 0, 1, 1, 2, 3, 5))):
+                if self._random() < 0.5:
+                    at = self._int(max(created, started - HISTORY_DAYS * DAY), started - 60)
+                else:
+                    at = self._int(created, started - 60)
+                written = at
+                if self._random() < 0.25:  # edited, or written down days after it happened
+                    written = self._int(at, min(started - 60, at + 5 * DAY))
+                follow_ups.append(self.follow_up(company, theirs, at, written))
+        return companies, opportunities, follow_ups
 
     def company(self, created: int, updated: int, now: int) -> Company:
         pick, draw, num = self._pick, self._random, self._int
@@ -261,14 +314,22 @@ class Generator:
         if country.code == "CN" or draw() < 0.05:  # some Chinese-run companies abroad
             core = pick(_CN_CORES)
             name = f"{city}{core}{pick(_CN_TRADES)}{pick(_COUNTRIES[0].suffixes)}"
-            short_name, slug = core, f"{pick(('hq', 'rf', 'xd', 'hy'))}{num(1, 999)}"
+            short_name, slug = core, f"{pick(('hq', 'rf', 'xd', 'hy'))}{self._serial}"
             address = f"{pick(country.streets)}{num(1, 300)}号"
         else:
             core, trade = pick(_EN_CORES), pick(_EN_TRADES)
             name = " ".join(p for p in (core, trade, pick(country.suffixes)) if p)
             short_name = core if draw() < 0.6 else ""
-            slug = f"{core}{trade}".replace(" ", "")
+            # The serial makes the domain the company's own, whatever its name.
+            slug = f"{core}{trade}".replace(" ", "") + f"{self._serial:x}"
             address = f"{num(1, 300)} {pick(country.streets)}"
+        domain = f"{slug.lower()}{country.tld}"
+        if self._domains and self._serial % SHARED_DOMAIN_EVERY == 0:
+            homepage = self._shared_homepage(pick(self._domains))
+        else:
+            homepage = self._homepage(slug, country.tld)
+            if homepage:
+                self._domains.append(domain)
         owners = self._some(_USER_IDS, (0, 1, 1, 1, 1, 1, 2))
         editors = owners or _USER_IDS
         return Company(
@@ -280,7 +341,7 @@ class Generator:
             province=province,
             city=city,
             address=address,
-            homepage=self._homepage(slug, country.tld),
+            homepage=homepage,
             tel=(country.phone, str(num(10**8, 10**10))) if draw() < 0.8 else ("", ""),
             fax="" if draw() < 0.9 else str(num(10**8, 10**9)),
             remark=pick(_REMARKS),
@@ -299,8 +360,11 @@ class Generator:
             update_time=updated,
             edit_time=num(created, updated),
             order_time=0 if draw() < 0.4 else num(created, max(created, now)),
-            next_follow_up_time=0 if draw() < 0.7 else now + num(DAY, 30 * DAY),
+            next_follow_up_time=self._next_follow_up(now),
             custom=self._custom_values(),
+            categories=self._some(_CATEGORY_IDS, (0, 1, 1, 2)),
+            product_groups=self._some(_PRODUCT_GROUP_IDS, (0, 1)),
+            images=0 if draw() < 0.8 else num(1, 2),
             customers=[self.contact(slug, country, i == 0) for i in range(num(0, 4))],
         )
 
@@ -315,6 +379,26 @@ class Generator:
         if form == 3:
             return f"http://{slug.lower()}{tld}"
         return f"https://www.{slug.lower()}{tld}"
+
+    def _next_follow_up(self, now: int) -> int:
+        """Unset for most; planned in the next 30 days, or passed unattended."""
+        roll = self._random()
+        if roll < 0.6:
+            return 0
+        if roll < 0.9:
+            return now + self._int(DAY, 30 * DAY)
+        return now - self._int(DAY, 10 * DAY)
+
+    def _shared_homepage(self, domain: str) -> str:
+        """Another company's domain, written another way."""
+        kind = self._int(0, 3)
+        if kind == 0:
+            return f"https://{domain.capitalize()}"
+        if kind == 1:
+            return f"http://{domain}"
+        if kind == 2:
+            return f"www.{domain}"
+        return f"https://{domain}/{self._pick(_PATHS)}"
 
     def _custom_values(self) -> tuple[object, ...]:
         by_id = {
@@ -336,15 +420,21 @@ class Generator:
         else:
             first, last = pick(_FIRST_NAMES), pick(_LAST_NAMES)
             name, local = f"{first} {last}", f"{_EMAIL_NAMES[first]}.{_EMAIL_NAMES[last]}"
+        self._contacts += 1
         roll = draw()
-        if roll < 0.15:
+        if self._contacts % SHARED_MAILBOX_EVERY == 0:
+            email = _SHARED_EMAILS[self._contacts // SHARED_MAILBOX_EVERY % len(_SHARED_EMAILS)]
+        elif self._contacts % REPEATED_PERSON_EVERY == REPEATED_PERSON_EVERY // 2 and self._emails:
+            email = pick(self._emails)
+            email = email.upper() if draw() < 0.3 else email  # typed again, in capitals
+        elif roll < 0.15:
             email = ""
-        elif roll < 0.22:
-            email = pick(_SHARED_EMAILS)
         elif roll < 0.3:  # typed by hand: mixed case
             email = f"{local.capitalize()}@{slug.capitalize()}{country.tld.upper()}"
         else:
             email = f"{local}@{slug.lower()}{country.tld}"
+        if email and email not in _SHARED_EMAILS:
+            self._emails.append(email)
         return Contact(
             customer_id=self._customer_id,
             name=name,
@@ -359,6 +449,7 @@ class Generator:
             contact=tuple(
                 (kind, f"{local}-{num(10, 99)}") for kind in self._some(CONTACT_TYPES, (0, 0, 1, 2))
             ),
+            language=pick(_LANGUAGES),
         )
 
     def opportunity(self, company: Company, created: int, updated: int) -> Opportunity:
@@ -380,6 +471,27 @@ class Generator:
             remark=self._pick(_REMARKS),
         )
 
+    def follow_up(
+        self, company: Company, opportunities: list[Opportunity], at: int, written: int
+    ) -> FollowUp:
+        """A follow-up that happened `at` and was last written `written` (not before `at`)."""
+        pick, draw = self._pick, self._random
+        self._trail_id += self._int(1, 9)
+        person = pick(company.customers) if company.customers and draw() < 0.5 else None
+        opportunity = pick(opportunities) if opportunities and draw() < 0.4 else None
+        name = person.name if person else company.short_name or company.name
+        return FollowUp(
+            trail_id=self._trail_id,
+            type=pick(_TRAIL_TYPES),
+            content=pick(_TRAIL_CONTENTS).format(name=name, product=pick(_PRODUCTS)),
+            company_id=company.company_id,
+            customer_id=person.customer_id if person else 0,
+            opportunity_id=opportunity.opportunity_id if opportunity else 0,
+            create_user=pick(company.owners or _USER_IDS),
+            create_time=at,
+            update_time=written,
+        )
+
     # Edits made by the control routes and the churn knob -------------------------------------
 
     def edit_company(self, company: Company, now: int) -> None:
@@ -390,6 +502,9 @@ class Generator:
         company.edit_time = now
         if company.customers:
             self._pick(company.customers).post = self._pick(_POSTS)
+
+    def edit_follow_up(self, follow_up: FollowUp) -> None:
+        follow_up.content = f"{follow_up.content}\n(edited {self._int(1000, 9999)})".lstrip()
 
     def edit_opportunity(self, opportunity: Opportunity) -> None:
         opportunity.stage = self._pick(_STAGE_IDS)

@@ -59,6 +59,17 @@ TRAIL_STATUSES = {1: "New", 2: "Contacted", 3: "Quoted", 4: "Sample sent", 5: "W
 TAGS = {101: "VIP", 102: "Distributor", 103: "展会客户", 104: "Price sensitive", 105: "复购"}
 ORIGINS = {1: "Trade show", 2: "Alibaba", 3: "Website inquiry", 4: "Referral", 5: "Cold email"}
 CONTACT_TYPES = ("linkedin", "whatsapp", "wechat", "skype", "facebook")
+CATEGORIES = {  # category id -> name; the id // 100 is its parent category
+    101: "LED lighting",
+    102: "Lamps",
+    201: "Hand tools",
+    202: "Power tools",
+    301: "Textiles",
+    401: "Packaging",
+}
+PRODUCT_GROUPS = {11: "Lighting", 12: "Tools", 13: "Home"}
+PUBLIC_POOL = (1, "公共公海分组")  # where companies without an owner sit
+CONTACT_FIELD = (16664800173, "Preferred language", 3)  # (id, name, field_type) of contacts
 
 # field_type: 1 single-line text, 2 multi-line text, 3 single select, 4 date, 5 number,
 # 7 multi-select (its value is a list of options).
@@ -66,6 +77,15 @@ CUSTOM_FIELD_GROUPS: tuple[tuple[int, str, tuple[tuple[int, str, int], ...]], ..
     (1, "Basic", ((3001, "Industry", 3), (3002, "Annual revenue (USD)", 5), (3003, "Founded", 4))),
     (2, "Trade", ((3101, "Main products", 2), (3102, "Incoterm", 3), (3103, "Certifications", 7))),
 )
+
+TRAIL_TYPES = {  # follow-up types (docs/api/okki.md §9); upstream has returned 101 for all
+    101: "quick note",
+    102: "email",
+    103: "call",
+    104: "meeting",
+    105: "social",
+    106: "visit",
+}
 
 STAGES = {  # stage id -> (name, stage_type: 1 in progress, 2 won, 3 lost)
     1: ("Initial contact", 1),
@@ -92,6 +112,7 @@ class Contact:
     remark: str
     main: bool
     contact: tuple[tuple[str, str], ...]  # (type, value) pairs
+    language: str  # the custom contact field CONTACT_FIELD; "" when unset
 
 
 @dataclass(slots=True)
@@ -125,6 +146,9 @@ class Company:
     order_time: int
     next_follow_up_time: int
     custom: tuple[Any, ...]  # values in CUSTOM_FIELD_GROUPS order
+    categories: tuple[int, ...]  # CATEGORIES ids
+    product_groups: tuple[int, ...]  # PRODUCT_GROUPS ids
+    images: int  # how many pictures
     customers: list[Contact] = field(default_factory=list)
 
 
@@ -143,6 +167,23 @@ class Opportunity:
     create_time: int
     update_time: int
     remark: str
+    deleted: bool = False  # listed with enable_flag 0 (knob `opportunity_deletes`)
+
+
+@dataclass(slots=True)
+class FollowUp:
+    """A follow-up (跟进动态) of a company, maybe naming a contact and an opportunity."""
+
+    trail_id: int
+    type: int
+    content: str  # may hold line breaks and HTML
+    company_id: int
+    customer_id: int  # the contact, 0 when none
+    opportunity_id: int  # 0 when none
+    create_user: int
+    create_time: int  # when it happened: users may set it in the past; never changes
+    update_time: int  # when it was last written
+    deleted: bool = False  # still listed, with delete_flag 1
 
 
 # Rendering ------------------------------------------------------------------------------------
@@ -167,8 +208,14 @@ def company_row(c: Company) -> dict[str, Any]:
 
 
 def company_info(c: Company) -> dict[str, Any]:
-    """The full `/v1/company/info` record, contacts and custom fields included."""
+    """The full `/v1/company/info` record, contacts and custom fields included.
+
+    Open fields (docs/api/okki.md §10) in one shape each: the documented one, or for fields
+    documented without a shape, the vendor's example's (`shapes.py` serves the others).
+    """
     values = iter(c.custom)
+    tags = [{"tag_id": t, "tag_name": TAGS[t]} for t in c.tags]
+    pool_id, pool_name = (0, "") if c.owners else PUBLIC_POOL
     return {
         "company_id": c.company_id,
         "name": c.name,
@@ -180,18 +227,25 @@ def company_info(c: Company) -> dict[str, Any]:
         "address": c.address,
         "homepage": c.homepage,
         "tel": list(c.tel),
+        "tel_area_code": c.tel[0],
         "fax": c.fax,
         "remark": c.remark,
         "star": c.star,
         "intention_level": c.intention_level,
         "scale_id": c.scale_id,
         "group_id": c.group_id,
+        "pool_id": pool_id,
+        "pool_name": pool_name,
         "trail_status": {
             "status_id": c.trail_status,
             "status_name": TRAIL_STATUSES[c.trail_status],
         },
         "origin_list": [{"origin_id": o, "origin_name": ORIGINS[o]} for o in c.origins],
-        "tag": [{"tag_id": t, "tag_name": TAGS[t]} for t in c.tags],
+        "tag": tags,
+        "client_tag_list": list(tags),
+        "category_ids": list(c.categories),
+        "product_group_ids": list(c.product_groups),
+        "image_list": [_image(c.company_id, n) for n in range(1, c.images + 1)],
         "user_id": list(c.owners),
         "owner": [{"user_id": u, "nickname": USERS[u]} for u in c.owners],
         "create_user": c.create_user,
@@ -201,6 +255,8 @@ def company_info(c: Company) -> dict[str, Any]:
         "update_time": format_time(c.update_time),
         "edit_time": format_time(c.edit_time),
         "order_time": format_time(c.order_time),
+        "archive_time": format_time(c.create_time),
+        "recent_follow_up_time": format_time(c.order_time),
         "next_follow_up_time": format_time(c.next_follow_up_time),
         "company": [
             {
@@ -231,6 +287,24 @@ def contact_info(person: Contact, company_id: int) -> dict[str, Any]:
         "remark": person.remark,
         "main_customer_flag": 1 if person.main else 0,
         "contact": [{"type": kind, "value": value} for kind, value in person.contact],
+        "image_list": [],
+        "external_field_data": [
+            {
+                "id": CONTACT_FIELD[0],
+                "name": CONTACT_FIELD[1],
+                "field_type": CONTACT_FIELD[2],
+                "value": person.language,
+            }
+        ],
+    }
+
+
+def _image(company_id: int, number: int) -> dict[str, Any]:
+    return {
+        "file_path": f"company/{company_id}/{number}.jpg",
+        "file_preview_url": f"https://files.example.com/company/{company_id}/{number}.jpg",
+        "file_name": f"photo-{number}.jpg",
+        "file_size": 20_000 + company_id % 50_000 + number,
     }
 
 
@@ -252,4 +326,22 @@ def opportunity_row(o: Opportunity) -> dict[str, Any]:
         "create_time": format_time(o.create_time),
         "update_time": format_time(o.update_time),
         "remark": o.remark,
+        "enable_flag": 0 if o.deleted else 1,
+    }
+
+
+def follow_up_row(f: FollowUp) -> dict[str, Any]:
+    """A `/v1/dynamic/trail/list` row, in the contract's shape (docs/api/okki.md §9)."""
+    return {
+        "trail_id": f.trail_id,
+        "type": f.type,
+        "content": f.content,
+        "company_id": f.company_id,
+        "customer_id": f.customer_id,
+        "opportunity_id": f.opportunity_id,
+        "create_user": f.create_user,
+        "create_time": format_time(f.create_time),
+        "update_time": format_time(f.update_time),
+        "enable_flag": 0 if f.deleted else 1,
+        "delete_flag": 1 if f.deleted else 0,
     }

@@ -1,6 +1,7 @@
-"""The OKKI (Xiaoman) Open API emulator: token, company list/info, opportunity list.
+"""The OKKI (Xiaoman) Open API emulator: token, company list/info, opportunity list, follow-ups.
 
-Implements the "Contract" of shared/api/okki.md. Decisions where the contract is silent:
+Implements OKKI as docs/api/okki.md describes it (the project's contract with the vendor's
+facts). Decisions where the documents are silent:
 
 - Token endpoint: a body that is not a JSON object, or lacks a field → 400 `invalid_request`;
   a `grant_type` other than `client_credentials` → 400 `unsupported_grant_type`; a scope that is
@@ -16,6 +17,17 @@ Implements the "Contract" of shared/api/okki.md. Decisions where the contract is
   Ties in `update_time` are ordered by the higher id first.
 - Business-error envelopes carry `"data": {}`.
 - Deleting a company leaves its opportunities in place. Companies created later have none.
+- Follow-ups (`/v1/dynamic/trail/list`): `company_id`, `opportunity_id` and `lead_id` filter, at
+  most one of them (more → code 400); without any, the whole account is listed. The window is on
+  `create_time` (when the follow-up happened, which users may set in the past and which never
+  changes), newest first, ties by the higher `trail_id`; `data` is `{"list", "totalItem"}`.
+  A deleted follow-up stays listed with `delete_flag` 1, `enable_flag` 0 and update_time = the
+  deletion. Deleting a company leaves its follow-ups in place. There are no leads: a `lead_id`
+  filter lists nothing. The module scope is `company`.
+- Deleting an opportunity (upstream: `POST /v1/opportunity/remove`): the opportunity list has no
+  `removed` filter, so by default the row is simply gone (knob `opportunity_deletes` "hidden");
+  with "listed" it stays in the list with `enable_flag` 0 and its update_time moved to the
+  deletion (docs/api/okki.md §8 says which upstream behaviour each stands for).
 - Injected 5xx answers look like a gateway's: HTTP 502 with an HTML body.
 
 Time scaling (`knobs.time_scale`, read at call time): the 1-second rate window, `Retry-After`
@@ -37,11 +49,26 @@ when its value last changed, then sets itself to null):
 - `force_error`, e.g. `{"path": "/v1/company/list", "code": -1, "message": "系统错误", "times": 1}`:
   answer the next `times` calls to `path` with HTTP 200 and that envelope.
 - `clients`: extra client_id → client_secret pairs beside the demo client.
+- `shape_variety` (0..1, default 0; `crm-sandbox serve --okki-shape-variety`): the share of open
+  fields served in another shape than the documented one, and a tenth of it the share of
+  records with one value no client can convert (`shapes.py`). `/_sandbox/records` shows the
+  records as they are served.
+- `opportunity_deletes`: "hidden" (default) or "listed", see above.
+- `trail_churn` (one-shot), e.g. `{"after_list_requests": 2, "create": 5,
+  "backdate_minutes": 60, "update": 2, "delete": 1}`: after that many more follow-up list calls,
+  write follow-ups that happened up to `backdate_minutes` ago (they enter a window a client may
+  be paging through: the paging hazard of §9), edit and delete some (drawn first from the rows
+  the last follow-up list served).
 
 Control routes (POST, JSON): `/_sandbox/companies/update` and `/_sandbox/companies/delete` take
 `{"count": N}` or `{"company_ids": [...]}`, `/_sandbox/companies/create` `{"count": N}`,
-`/_sandbox/opportunities/update` `{"count": N}` or `{"opportunity_ids": [...]}`; each sets the
-records' update_time to now and answers the ids. `/_sandbox/tokens/revoke` revokes every token.
+`/_sandbox/opportunities/update` and `/_sandbox/opportunities/delete` `{"count": N}` or
+`{"opportunity_ids": [...]}`; `/_sandbox/follow_ups/update` and `/_sandbox/follow_ups/delete`
+`{"count": N}` or `{"trail_ids": [...]}`, `/_sandbox/follow_ups/create` `{"count": N}` with
+optional `"company_ids"` and `"backdate_minutes"`; each sets the records' update_time to now and
+answers the ids. `companies/update` also takes `"next_follow_up_time"`: a
+`YYYY-MM-DD HH:MM:SS` time to plan the next follow-up, or `""` to clear it.
+`/_sandbox/tokens/revoke` revokes every token.
 """
 
 from __future__ import annotations
@@ -60,24 +87,29 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from crm_sandbox.okki import shapes
 from crm_sandbox.okki.auth import KNOWN_SCOPES, TokenRegistry
 from crm_sandbox.okki.generator import Generator
 from crm_sandbox.okki.records import (
     Company,
+    FollowUp,
+    Opportunity,
     company_info,
     company_row,
+    follow_up_row,
     format_time,
     now_epoch,
     opportunity_row,
     parse_time,
 )
-from crm_sandbox.okki.store import CompanyQuery, Store
+from crm_sandbox.okki.store import CompanyQuery, Store, TrailQuery
 from crm_sandbox.runtime import CONTROL_PREFIX, Knobs, Sandbox, TokenBucket
 
 TOKEN_PATH = "/v1/oauth2/access_token"
 COMPANY_LIST = "/v1/company/list"
 COMPANY_INFO = "/v1/company/info"
 OPPORTUNITY_LIST = "/v1/opportunity/list"
+TRAIL_LIST = "/v1/dynamic/trail/list"
 
 DEMO_CLIENT = {"client_id": "demo-client-id", "client_secret": "demo-client-secret"}
 DEFAULT_EXTRA: dict[str, Any] = {
@@ -88,7 +120,11 @@ DEFAULT_EXTRA: dict[str, Any] = {
     "success_code": 200,
     "force_error": None,
     "clients": {},
+    "shape_variety": 0,
+    "opportunity_deletes": "hidden",
+    "trail_churn": None,
 }
+OPPORTUNITY_DELETES = ("hidden", "listed")
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 _ANY_POSITIVE = range(1, 2**63)
@@ -143,6 +179,9 @@ class OkkiSandbox(Sandbox):
         self.started = now_epoch()  # generated update_times lead up to this second
         self._revoke = OneShot(self.knobs, "revoke_tokens_after_requests", int)
         self._churn = OneShot(self.knobs, "churn", lambda v: int(v.get("after_list_requests", 1)))
+        self._trail_churn = OneShot(
+            self.knobs, "trail_churn", lambda v: int(v.get("after_list_requests", 1))
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -160,8 +199,10 @@ class OkkiSandbox(Sandbox):
         self.calls: Counter[str] = Counter()
         self.throttled = 0
         self._last_listed: tuple[CompanyQuery, int] | None = None  # (live query, rows served)
+        self._last_trails: tuple[TrailQuery, int] | None = None  # the same for follow-ups
         self._revoke.rearm()
         self._churn.rearm()
+        self._trail_churn.rearm()
 
     def demo_credentials(self) -> dict[str, str]:
         return dict(DEMO_CLIENT)
@@ -178,6 +219,7 @@ class OkkiSandbox(Sandbox):
                 self._data_call(self._opportunity_list, "opportunity"),
                 methods=["GET"],
             ),
+            Route(TRAIL_LIST, self._data_call(self._trail_list, "company"), methods=["GET"]),
         ]
 
     def control_routes(self) -> list[Route]:
@@ -187,6 +229,10 @@ class OkkiSandbox(Sandbox):
             "companies/delete": self._delete_companies,
             "companies/create": self._create_companies,
             "opportunities/update": self._update_opportunities,
+            "opportunities/delete": self._delete_opportunities,
+            "follow_ups/create": self._create_follow_ups,
+            "follow_ups/update": self._update_follow_ups,
+            "follow_ups/delete": self._delete_follow_ups,
             "tokens/revoke": lambda body: {"revoked": self.tokens.revoke_all()},
         }
         return [Route(f"{p}/{path}", _control(fn), methods=["POST"]) for path, fn in routes.items()]
@@ -257,6 +303,8 @@ class OkkiSandbox(Sandbox):
             self.tokens.revoke_all()
         if path == COMPANY_LIST and (churn := self._churn.tick()) is not None:
             self._apply_churn(churn)
+        if path == TRAIL_LIST and (churn := self._trail_churn.tick()) is not None:
+            self._apply_trail_churn(churn)
         return response
 
     def _take_rate_token(self, client_id: str) -> float:
@@ -318,7 +366,7 @@ class OkkiSandbox(Sandbox):
         total, page = self.store.list_companies(query, offset, count)
         if not query.removed:
             self._last_listed = (query, offset + len(page))
-        return {"list": [company_row(c) for c in page], "totalItem": total, "count": len(page)}
+        return {"list": [self._row(c) for c in page], "totalItem": total, "count": len(page)}
 
     def _company_info(self, params: QueryParams) -> dict[str, Any]:
         if not params.get("company_id"):
@@ -326,24 +374,68 @@ class OkkiSandbox(Sandbox):
         company = self.store.companies.get(_int_param(params, "company_id", 0, _ANY_POSITIVE))
         if company is None:
             raise ApiError(404, "Not Found Resource")
-        return company_info(company)
+        return self._info(company)
 
     def _opportunity_list(self, params: QueryParams) -> dict[str, Any]:
         offset, count = _paging(params)
         start, end = _time_param(params, "start_time"), _time_param(params, "end_time")
         total, page = self.store.list_opportunities(start, end, offset, count)
-        return {"list": [opportunity_row(o) for o in page], "totalItem": total, "count": len(page)}
+        rows = [self._opportunity(o) for o in page]
+        return {"list": rows, "totalItem": total, "count": len(page)}
+
+    def _trail_list(self, params: QueryParams) -> dict[str, Any]:
+        offset, count = _paging(params)
+        ids = {
+            name: _int_param(params, name, 0, range(2**63))
+            for name in ("company_id", "opportunity_id", "lead_id")
+        }
+        if sum(1 for value in ids.values() if value) > 1:
+            raise ApiError(400, "give one of company_id, opportunity_id, lead_id")
+        query = TrailQuery(
+            start=_time_param(params, "start_time"), end=_time_param(params, "end_time"), **ids
+        )
+        total, page = self.store.list_follow_ups(query, offset, count)
+        self._last_trails = (query, offset + len(page))
+        return {"list": [self._follow_up(f) for f in page], "totalItem": total}
+
+    # Rendering, in the shapes the knob `shape_variety` asks for -------------------------------
+
+    def _variety(self) -> float:
+        return float(self.knobs.extra.get("shape_variety") or 0)
+
+    def _row(self, company: Company) -> dict[str, Any]:
+        row, variety = company_row(company), self._variety()
+        return shapes.company_row(row, variety) if variety else row
+
+    def _info(self, company: Company) -> dict[str, Any]:
+        info, variety = company_info(company), self._variety()
+        return shapes.company_info(info, variety) if variety else info
+
+    def _opportunity(self, opportunity: Opportunity) -> dict[str, Any]:
+        row, variety = opportunity_row(opportunity), self._variety()
+        return shapes.opportunity_row(row, variety) if variety else row
+
+    def _follow_up(self, follow_up: FollowUp) -> dict[str, Any]:
+        row, variety = follow_up_row(follow_up), self._variety()
+        return shapes.follow_up_row(row, variety) if variety else row
 
     # Changes: control routes and the churn knob ------------------------------------------------
 
     def _update_companies(self, body: dict[str, Any]) -> dict[str, Any]:
         """Edit companies as a salesperson would; optionally also `rename` them (true),
-        remove `drop_contacts` contacts from each, or set their `homepage`."""
+        remove `drop_contacts` contacts from each, set their `homepage`, or plan their
+        `next_follow_up_time` (a time, or "" to clear it)."""
         now = now_epoch()
         changed = self._chosen_companies(body)
+        planned = body.get("next_follow_up_time")
+        if planned is not None and not isinstance(planned, str):
+            raise ValueError('"next_follow_up_time" is a YYYY-MM-DD HH:MM:SS time or ""')
+        next_follow_up = parse_time(planned) if planned else 0
         dropped = []
         for company in changed:
             self.generator.edit_company(company, now)
+            if planned is not None:
+                company.next_follow_up_time = next_follow_up
             if body.get("rename"):
                 company.name = f"{company.name} (renamed)"
             if "homepage" in body:
@@ -368,16 +460,106 @@ class OkkiSandbox(Sandbox):
         return {"company_ids": [c.company_id for c in created]}
 
     def _update_opportunities(self, body: dict[str, Any]) -> dict[str, Any]:
-        table = self.store.opportunities
-        if "opportunity_ids" in body:
-            ids = _known_ids(body["opportunity_ids"], table, "opportunity")
-        else:
-            ids = self.generator.rng.sample(list(table), min(_count(body), len(table)))
+        ids = self._chosen_opportunities(body)
         now = now_epoch()
         for opportunity_id in ids:
-            self.generator.edit_opportunity(table[opportunity_id])
-            self.store.touch_opportunity(table[opportunity_id], now)
+            opportunity = self.store.opportunities[opportunity_id]
+            self.generator.edit_opportunity(opportunity)
+            self.store.touch_opportunity(opportunity, now)
         return {"opportunity_ids": ids}
+
+    def _delete_opportunities(self, body: dict[str, Any]) -> dict[str, Any]:
+        listed = self.knobs.extra.get("opportunity_deletes") == "listed"
+        ids = self._chosen_opportunities(body)
+        now = now_epoch()
+        for opportunity_id in ids:
+            self.store.remove_opportunity(self.store.opportunities[opportunity_id], now, listed)
+        return {"opportunity_ids": ids}
+
+    def _chosen_opportunities(self, body: dict[str, Any]) -> list[int]:
+        """The live opportunities named by `opportunity_ids`, or `count` random ones."""
+        live = {i: o for i, o in self.store.opportunities.items() if not o.deleted}
+        if "opportunity_ids" in body:
+            return _known_ids(body["opportunity_ids"], live, "live opportunity")
+        return self.generator.rng.sample(list(live), min(_count(body), len(live)))
+
+    def _create_follow_ups(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Follow-ups of the named (or `count` random live) companies, each written now but
+        happened up to `backdate_minutes` ago."""
+        now = now_epoch()
+        backdate = body.get("backdate_minutes", 0)
+        if not isinstance(backdate, int) or backdate < 0:
+            raise ValueError('"backdate_minutes" is an integer >= 0')
+        if "company_ids" in body:
+            ids = _known_ids(body["company_ids"], self.store.companies, "live company")
+            owners = [self.store.companies[i] for i in ids]
+        else:
+            owners = self._random_companies(_count(body))
+        created = []
+        for company in owners:
+            at = now - self.generator.rng.randint(0, backdate * 60)
+            theirs = [
+                o for o in self.store.opportunities.values() if o.company_id == company.company_id
+            ]
+            follow_up = self.generator.follow_up(company, theirs, at, now)
+            self.store.add_follow_up(follow_up)
+            created.append(follow_up.trail_id)
+        return {"trail_ids": created}
+
+    def _update_follow_ups(self, body: dict[str, Any]) -> dict[str, Any]:
+        now = now_epoch()
+        chosen = self._chosen_follow_ups(body)
+        for follow_up in chosen:
+            self.generator.edit_follow_up(follow_up)
+            follow_up.update_time = now
+        return {"trail_ids": [f.trail_id for f in chosen]}
+
+    def _delete_follow_ups(self, body: dict[str, Any]) -> dict[str, Any]:
+        now = now_epoch()
+        chosen = self._chosen_follow_ups(body)
+        for follow_up in chosen:
+            follow_up.deleted = True
+            follow_up.update_time = now
+        return {"trail_ids": [f.trail_id for f in chosen]}
+
+    def _chosen_follow_ups(
+        self, body: dict[str, Any], prefer: list[int] | None = None
+    ) -> list[FollowUp]:
+        """Live follow-ups named by `trail_ids`, or `count` random ones (from `prefer` first)."""
+        live = {i: f for i, f in self.store.follow_ups.items() if not f.deleted}
+        if "trail_ids" in body:
+            ids = _known_ids(body["trail_ids"], live, "live follow-up")
+        else:
+            count, rng = _count(body), self.generator.rng
+            preferred = [i for i in prefer or [] if i in live]
+            ids = rng.sample(preferred, min(count, len(preferred)))
+            taken = set(ids)
+            others = [i for i in live if i not in taken]
+            ids += rng.sample(others, min(count - len(ids), len(others)))
+        return [live[i] for i in ids]
+
+    def _apply_trail_churn(self, spec: dict[str, Any]) -> None:
+        served: list[int] = []
+        if self._last_trails is not None:  # rows a paging client has already read
+            query, rows = self._last_trails
+            served = [f.trail_id for f in self.store.list_follow_ups(query, 0, rows)[1]]
+        updated = self._update_follow_ups(
+            {
+                "trail_ids": [
+                    f.trail_id
+                    for f in self._chosen_follow_ups({"count": int(spec.get("update", 0))}, served)
+                ]
+            }
+        )["trail_ids"]
+        rest = [i for i in served if i not in set(updated)]
+        doomed = self._chosen_follow_ups({"count": int(spec.get("delete", 0))}, rest)
+        self._delete_follow_ups({"trail_ids": [f.trail_id for f in doomed]})
+        self._create_follow_ups(
+            {
+                "count": int(spec.get("create", 0)),
+                "backdate_minutes": int(spec.get("backdate_minutes", 0)),
+            }
+        )
 
     def _chosen_companies(self, body: dict[str, Any]) -> list[Company]:
         """The companies named by `company_ids`, or `count` random live ones."""
@@ -415,12 +597,17 @@ class OkkiSandbox(Sandbox):
     # Inspection ---------------------------------------------------------------------------------
 
     def records(self) -> dict[str, Any]:
-        """Live companies as company/info records, deleted ones as list rows; newest first."""
+        """Live companies as company/info records, deleted ones as list rows, opportunities as
+        listed (deleted ones the list no longer shows apart); newest first, as served."""
         with _gc_paused():
             return {
-                "companies": [company_info(c) for c in self.store.live_companies()],
-                "removed": [company_row(c) for c in self.store.removed_companies()],
-                "opportunities": [opportunity_row(o) for o in self.store.all_opportunities()],
+                "companies": [self._info(c) for c in self.store.live_companies()],
+                "removed": [self._row(c) for c in self.store.removed_companies()],
+                "opportunities": [self._opportunity(o) for o in self.store.all_opportunities()],
+                "removed_opportunities": [
+                    opportunity_row(o) for o in self.store.removed_opportunities.values()
+                ],
+                "follow_ups": [self._follow_up(f) for f in self.store.all_follow_ups()],
             }
 
     def stats(self) -> dict[str, Any]:
@@ -432,6 +619,7 @@ class OkkiSandbox(Sandbox):
             "companies": len(self.store.companies),
             "removed": len(self.store.removed),
             "opportunities": len(self.store.opportunities),
+            "follow_ups": len(self.store.follow_ups),
         }
 
 

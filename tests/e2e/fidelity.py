@@ -31,9 +31,12 @@ def twenty_id(stream: str, key: Any) -> str:
 def assert_twenty_mirrors_okki(okki: dict[str, Any], twenty: dict[str, Any]) -> dict[str, int]:
     """Assert it all; returns counts (live rows per object, conflicts) for the caller's log."""
     live = {k: [r for r in v if not r.get("deletedAt")] for k, v in twenty.items()}
+    okki = documented(okki)
     companies = {c["company_id"]: c for c in okki["companies"]}
     contacts = {p["customer_id"]: p for c in okki["companies"] for p in c.get("customers") or []}
-    opportunities = {o["opportunity_id"]: o for o in okki["opportunities"]}
+    opportunities = {
+        o["opportunity_id"]: o for o in okki["opportunities"] if o.get("enable_flag", 1) != 0
+    }
 
     company_rows = _rows_by_key("companies", companies, live["companies"])
     person_rows = _rows_by_key("contacts", contacts, live["people"])
@@ -89,6 +92,31 @@ def assert_twenty_mirrors_okki(okki: dict[str, Any], twenty: dict[str, Any]) -> 
         "opportunities": len(opportunity_rows),
         "conflicts": conflicts,
     }
+
+
+IDS = ("company_id", "customer_id", "opportunity_id")
+
+
+def documented(okki: dict[str, Any]) -> dict[str, Any]:
+    """The OKKI sandbox's records with their ids as the tap types them (the sandbox serves
+    some as text when its `shape_variety` is on)."""
+
+    def typed(record: dict[str, Any]) -> dict[str, Any]:
+        fixed = {**record, **{k: _id(record[k]) for k in IDS if k in record}}
+        if "customers" in record:
+            fixed["customers"] = [typed(p) for p in record["customers"] or []]
+        return fixed
+
+    return {
+        name: [typed(r) for r in rows] if isinstance(rows, list) else rows
+        for name, rows in okki.items()
+    }
+
+
+def _id(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
 
 
 def _owner(row: dict[str, Any]) -> str | None:

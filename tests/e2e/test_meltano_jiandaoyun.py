@@ -23,6 +23,7 @@ from tests.e2e.meltano_project import (
 
 pytestmark = pytest.mark.xdist_group("meltano")
 FORM = "demo_app/demo_customers"
+FOLLOW_UPS = "demo_app/demo_follow_ups"
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +183,27 @@ def test_meltano_config_list_redacts_every_secret(
         for demo_secret in ("demo-client-secret", "twenty-demo-key", "jdy-demo-key"):
             assert demo_secret not in output
         assert "(redacted)" in output
+
+
+def test_follow_ups_land_in_the_follow_up_form_once_and_deleted_ones_are_marked(
+    project: MeltanoProject, sandbox: RunningSandbox
+) -> None:
+    first = project.run("run", "tap-okki-companies", "target-jiandaoyun")
+    assert first.returncode == 0, first.log[-3000:]
+    follow_ups = {f["trail_id"]: f for f in sandbox.okki.records()["follow_ups"]}
+    rows = {r["trail_id"]: r for r in sandbox.jiandaoyun.records()["forms"][FOLLOW_UPS]}
+    assert set(rows) == {str(k) for k in follow_ups}
+    some_id, follow_up = next(iter(follow_ups.items()))
+    row = rows[str(some_id)]
+    assert row["_widget_1704067400004"] == follow_up["content"]  # line breaks kept
+    assert row["_widget_1704067400002"] == str(follow_up["company_id"])
+    assert row["_widget_1704067400005"]  # when it happened
+
+    sandbox.okki.post("follow_ups/delete", {"trail_ids": [some_id]})
+    second = project.run("run", "tap-okki-companies", "target-jiandaoyun")
+
+    assert second.returncode == 0, second.log[-3000:]
+    rows = {r["trail_id"]: r for r in sandbox.jiandaoyun.records()["forms"][FOLLOW_UPS]}
+    assert len(rows) == len(follow_ups)  # nothing created twice
+    assert rows[str(some_id)]["deleted_at"]  # marked, kept
+    assert sandbox.jiandaoyun.stats()["blanked_values"] == 0

@@ -15,7 +15,7 @@ import requests
 
 from crm_sandbox.control import RunningSandbox
 from target_twenty.values import canonical_domain, canonical_email
-from tests.e2e.fidelity import assert_twenty_mirrors_okki
+from tests.e2e.fidelity import assert_twenty_mirrors_okki, documented
 from tests.e2e.meltano_project import MeltanoProject, fresh_project, sandbox_for_meltano
 
 pytestmark = pytest.mark.xdist_group("meltano")
@@ -23,7 +23,9 @@ pytestmark = pytest.mark.xdist_group("meltano")
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[RunningSandbox]:
-    with sandbox_for_meltano("--companies", "60", "--seed", "9", "--time-scale", "20") as running:
+    with sandbox_for_meltano(
+        "--companies", "60", "--seed", "9", "--time-scale", "20", "--okki-shape-variety", "0.5"
+    ) as running:
         yield running
 
 
@@ -35,7 +37,7 @@ def project(sandbox: RunningSandbox, tmp_path: Path) -> MeltanoProject:
 def collide(sandbox: RunningSandbox) -> dict[str, Any]:
     """Make collisions OKKI holds in real accounts: a company whose homepage differs from
     another's only in case and scheme, and contacts sharing an email across companies."""
-    okki = sandbox.okki.records()["companies"]
+    okki = documented(sandbox.okki.records())["companies"]
     with_site = [c for c in okki if c["homepage"]]
     owner, twin = with_site[0], with_site[1]
     shared = canonical_domain(owner["homepage"]).replace("https://", "HTTP://").upper()
@@ -63,7 +65,7 @@ def run_and_compare(project: MeltanoProject, sandbox: RunningSandbox) -> dict[st
 def change_okki(sandbox: RunningSandbox, pair: dict[str, Any]) -> dict[str, Any]:
     """Renames, deletions (the owner of the shared domain among them) and contacts removed
     from live companies."""
-    okki = sandbox.okki.records()["companies"]
+    okki = documented(sandbox.okki.records())["companies"]
     pair_ids = (pair["owner"], pair["twin"])
     others = [c["company_id"] for c in okki if c["company_id"] not in pair_ids]
     with_contacts = [
@@ -157,7 +159,7 @@ def test_losing_the_id_map_between_runs_changes_nothing_in_twenty(
         # Adopted rows follow OKKI here (the default, fill_empty, keeps what was typed).
         project.extra_env["TARGET_TWENTY_ADOPTED_ROWS"] = "update"
         pair = collide(sandbox)
-        okki = sandbox.okki.records()["companies"]
+        okki = documented(sandbox.okki.records())["companies"]
         # A company renamed by `change_okki` (so sent again) whose row was made by hand.
         renamed = [c for c in okki if c["company_id"] not in (pair["owner"], pair["twin"])][:3]
         make_by_hand(sandbox, next(c for c in renamed if c["homepage"]))

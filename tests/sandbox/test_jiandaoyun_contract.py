@@ -945,7 +945,11 @@ def test_records_stats_and_reset(jdy: Jdy) -> None:
     assert jdy.control.credentials == {"api_key": KEY, "app_id": APP, "entry_id": FORM}
     jdy.batch([wrap({NAME: "ACME", AMOUNT: "1"}), {"nope": 1}], transaction_id=tx(1))
     records = jdy.control.records()
-    assert set(records["forms"]) == {f"{APP}/{FORM}", f"{APP}/demo_orders"}
+    assert set(records["forms"]) == {
+        f"{APP}/{FORM}",
+        f"{APP}/demo_orders",
+        f"{APP}/demo_follow_ups",
+    }
     (row, _) = records["forms"][f"{APP}/{FORM}"]
     for system in ("_id", "creator", "updater", "createTime", "updateTime", "appId", "entryId"):
         assert system in row

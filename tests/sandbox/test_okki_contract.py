@@ -1,6 +1,7 @@
-"""The OKKI emulator against the "Contract" of shared/api/okki.md: one test per numbered rule,
-then its knobs, control routes and data generator. Everything goes over real HTTP to a
-`crm-sandbox serve` process of this module's own (fixed seed, fixed OKKI port)."""
+"""The OKKI emulator against docs/api/okki.md (the project's contract, sections numbered alike):
+one test per numbered rule, then its knobs, control routes and data generator. Everything goes
+over real HTTP to a `crm-sandbox serve` process of this module's own (fixed seed, fixed OKKI
+port)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,20 @@ TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 LIST, INFO, OPPORTUNITIES = "/v1/company/list", "/v1/company/info", "/v1/opportunity/list"
 TOKEN = "/v1/oauth2/access_token"
+TRAILS = "/v1/dynamic/trail/list"
+TRAIL_FIELDS = {
+    "trail_id": int,
+    "type": int,
+    "content": str,
+    "company_id": int,
+    "customer_id": int,
+    "opportunity_id": int,
+    "create_user": int,
+    "create_time": str,
+    "update_time": str,
+    "enable_flag": int,
+    "delete_flag": int,
+}
 ROW_FIELDS = {
     "company_id": int,
     "user_id": str,
@@ -54,6 +69,7 @@ OPPORTUNITY_FIELDS = {
     "create_time": str,
     "update_time": str,
     "remark": str,
+    "enable_flag": int,  # on every row of the vendor's example (docs/api/okki.md §8)
 }
 DEFAULT_EXTRA = {
     "rate_per_second": 10,
@@ -63,6 +79,9 @@ DEFAULT_EXTRA = {
     "success_code": 200,
     "force_error": None,
     "clients": {},
+    "shape_variety": 0,
+    "opportunity_deletes": "hidden",
+    "trail_churn": None,
 }
 
 
@@ -529,7 +548,8 @@ def test_6_3_contacts_are_in_customers_with_the_documented_fields(api: Api, cont
     for person in customers:
         assert set(person) == {
             "customer_id", "company_id", "name", "email", "tel_list", "post", "post_grade",
-            "gender", "birth", "remark", "main_customer_flag", "contact",
+            "gender", "birth", "remark", "main_customer_flag", "contact", "image_list",
+            "external_field_data",
         }  # fmt: skip
         assert person["company_id"] == company["company_id"]
         assert all(len(tel) == 2 for tel in person["tel_list"])
@@ -555,6 +575,28 @@ def test_6_5_company_info_has_the_documented_example_shape(api: Api, control: Sa
     for company in control.records()["companies"][:20]:
         info = api.data(INFO, company_id=company["company_id"])
         assert {k: type(info[k]) for k in example} == {k: type(v) for k, v in example.items()}
+
+
+def test_6_6_company_info_carries_the_vendors_further_fields(api: Api, control: SandboxClient):
+    """Beyond the contract's example: fields the vendor documents, in the vendor's shapes."""
+    infos = _infos(api, control)[:60]
+    for info in infos:
+        assert isinstance(info["tel_area_code"], str) and isinstance(info["pool_id"], int)
+        assert info["client_tag_list"] == info["tag"]
+        assert all(isinstance(i, int) for i in info["category_ids"] + info["product_group_ids"])
+        assert all(
+            set(image) == {"file_path", "file_preview_url", "file_name", "file_size"}
+            for image in info["image_list"]
+        )
+        assert info["archive_time"] == info["create_time"]
+        assert TIME.fullmatch(info["recent_follow_up_time"])
+        for person in info["customers"]:
+            assert person["image_list"] == []
+            assert [set(f) for f in person["external_field_data"]] == [
+                {"id", "name", "field_type", "value"}
+            ]
+    assert {i["pool_id"] for i in infos} == {0, 1}  # 1: the public pool, for ownerless ones
+    assert any(i["image_list"] for i in infos) and any(i["category_ids"] for i in infos)
 
 
 # 7. opportunity/list --------------------------------------------------------------------------
@@ -606,6 +648,7 @@ def test_7_4_opportunity_rows_match_the_documented_example(api: Api):
         "stage": 3, "stage_name": "Negotiation", "stage_type": 1, "account_date": "2025-12-31",
         "user_id": "55280038", "create_time": "2025-10-01 09:00:00",
         "update_time": "2025-11-06 10:12:00", "remark": "",
+        "enable_flag": 1,  # not in the contract's example; on every row of the vendor's
     }  # fmt: skip
     data = api.data(OPPORTUNITIES, count=3)
     assert set(data) >= {"list", "totalItem"}
@@ -636,6 +679,281 @@ def test_8_2_company_info_for_a_deleted_company_answers_404(api: Api, control: S
     company_id = control.post("companies/delete", {"count": 1})["company_ids"][0]
     body = api.envelope(INFO, company_id=company_id)
     assert (body["code"], body["message"]) == (404, "Not Found Resource")
+
+
+@pytest.mark.parametrize("mode", ["hidden", "listed"])
+def test_8_3_a_deleted_opportunity_leaves_the_list_or_stays_with_enable_flag_0(
+    api: Api, control: SandboxClient, mode: str
+):
+    control.knobs(extra={"opportunity_deletes": mode})
+    before = control.records()["opportunities"]
+    deleted = control.post("opportunities/delete", {"count": 2})["opportunity_ids"]
+    listed = {o["opportunity_id"]: o for o in api.data(OPPORTUNITIES, count=100)["list"]}
+    listed.update(
+        {o["opportunity_id"]: o for o in api.data(OPPORTUNITIES, count=100, start_index=2)["list"]}
+    )
+    if mode == "hidden":  # no `removed` filter upstream: the row is gone
+        assert not set(deleted) & set(listed)
+        assert api.data(OPPORTUNITIES, count=1)["totalItem"] == len(before) - 2
+        removed = control.records()["removed_opportunities"]
+        assert {o["opportunity_id"] for o in removed} == set(deleted)
+    else:  # still listed, flagged, moved to the deletion time
+        newest = api.data(OPPORTUNITIES, count=2)["list"]
+        assert {o["opportunity_id"] for o in newest} == set(deleted)
+        assert all(o["enable_flag"] == 0 and o["update_time"] > _newest(before) for o in newest)
+    again = requests.post(
+        f"{control.base_url}/_sandbox/opportunities/delete",
+        json={"opportunity_ids": deleted[:1]},
+        timeout=10,
+    )
+    assert again.status_code == 400  # a deleted opportunity cannot be deleted again
+
+
+# 9. Follow-ups ----------------------------------------------------------------------------------
+
+
+def test_9_1_follow_ups_page_window_on_create_time_and_filter_by_one_id(
+    api: Api, control: SandboxClient
+):
+    follow_ups = control.records()["follow_ups"]
+    every = [f["trail_id"] for f in follow_ups]
+    assert len(every) > 300
+    assert api.ids(TRAILS, "trail_id") == every  # no filter: the whole account
+    assert api.envelope(TRAILS, count=101)["code"] == 400
+    page = api.data(TRAILS, start_index=2, count=5)
+    assert set(page) == {"list", "totalItem"} and page["totalItem"] == len(every)
+    assert [f["trail_id"] for f in page["list"]] == every[5:10]
+    low, high = follow_ups[80]["create_time"], follow_ups[20]["create_time"]
+    expected = [f["trail_id"] for f in follow_ups if low <= f["create_time"] <= high]
+    assert api.ids(TRAILS, "trail_id", start_time=low, end_time=high) == expected
+    company = follow_ups[0]["company_id"]
+    assert api.ids(TRAILS, "trail_id", company_id=company) == [
+        f["trail_id"] for f in follow_ups if f["company_id"] == company
+    ]
+    opportunity = next(f["opportunity_id"] for f in follow_ups if f["opportunity_id"])
+    assert api.ids(TRAILS, "trail_id", opportunity_id=opportunity) == [
+        f["trail_id"] for f in follow_ups if f["opportunity_id"] == opportunity
+    ]
+    assert api.ids(TRAILS, "trail_id", lead_id=5) == []
+    both = api.envelope(TRAILS, company_id=company, opportunity_id=opportunity)
+    assert both["code"] == 400  # one filter at a time
+    assert api.envelope(TRAILS, start_time="yesterday")["code"] == 400
+
+
+def test_9_2_newest_created_first_and_an_edit_stays_in_its_creation_window(
+    api: Api, control: SandboxClient
+):
+    follow_ups = control.records()["follow_ups"]
+    keys = [(f["create_time"], f["trail_id"]) for f in follow_ups]
+    assert keys == sorted(keys, reverse=True)
+    old = follow_ups[-5]
+    control.post("follow_ups/update", {"trail_ids": [old["trail_id"]]})
+    window = {"start_time": old["create_time"], "end_time": old["create_time"]}
+    edited = next(f for f in api.data(TRAILS, **window)["list"] if f["trail_id"] == old["trail_id"])
+    assert (
+        edited["update_time"] > old["update_time"] and edited["create_time"] == old["create_time"]
+    )
+    assert edited["content"] != old["content"]
+    assert [f["trail_id"] for f in control.records()["follow_ups"]] == [t for _, t in keys]
+
+
+def test_9_3_rows_have_the_contract_fields_and_name_companies_contacts_and_opportunities(
+    api: Api, control: SandboxClient
+):
+    rows = api.data(TRAILS, count=100)["list"]
+    for row in rows:
+        assert {k: type(v) for k, v in row.items()} == TRAIL_FIELDS
+        assert TIME.fullmatch(row["create_time"]) and row["create_time"] <= row["update_time"]
+        assert (row["enable_flag"], row["delete_flag"]) == (1, 0)
+    records = control.records()
+    follow_ups = records["follow_ups"]
+    contacts = {
+        p["customer_id"]: c["company_id"] for c in records["companies"] for p in c["customers"]
+    }
+    opportunities = {o["opportunity_id"]: o["company_id"] for o in records["opportunities"]}
+    named = [f for f in follow_ups if f["customer_id"]]
+    assert 0.2 < len(named) / len(follow_ups) < 0.6
+    assert all(contacts[f["customer_id"]] == f["company_id"] for f in named)
+    linked = [f for f in follow_ups if f["opportunity_id"]]
+    assert linked and all(opportunities[f["opportunity_id"]] == f["company_id"] for f in linked)
+    assert {f["type"] for f in follow_ups} >= {101, 102, 103, 104}
+    contents = [f["content"] for f in follow_ups]
+    assert any("\n" in c for c in contents) and any("<p>" in c for c in contents)
+    assert any(f["update_time"] > f["create_time"] for f in follow_ups)  # edited or written late
+
+
+def test_9_4_a_deleted_follow_up_stays_listed_with_delete_flag_1(api: Api, control: SandboxClient):
+    follow_ups = control.records()["follow_ups"]
+    doomed = follow_ups[3]
+    assert control.post("follow_ups/delete", {"trail_ids": [doomed["trail_id"]]}) == {
+        "trail_ids": [doomed["trail_id"]]
+    }
+    listed = {f["trail_id"]: f for f in api.data(TRAILS, count=10)["list"]}
+    assert (
+        listed[doomed["trail_id"]]["delete_flag"],
+        listed[doomed["trail_id"]]["enable_flag"],
+    ) == (1, 0)
+    assert listed[doomed["trail_id"]]["update_time"] > doomed["update_time"]
+    assert api.data(TRAILS, count=1)["totalItem"] == len(follow_ups)
+    company = control.records()["companies"][0]["company_id"]
+    control.post("companies/delete", {"company_ids": [company]})
+    assert api.ids(TRAILS, "trail_id", company_id=company) == [
+        f["trail_id"] for f in follow_ups if f["company_id"] == company
+    ]  # a deleted company's follow-ups stay
+
+
+def test_9_5_a_follow_up_written_while_paging_shifts_the_later_pages(
+    api: Api, control: SandboxClient
+):
+    before = [f["trail_id"] for f in control.records()["follow_ups"]]
+    first = api.data(TRAILS, count=10)
+    assert [f["trail_id"] for f in first["list"]] == before[:10]
+    company = control.records()["companies"][0]["company_id"]
+    control.post("follow_ups/create", {"company_ids": [company]})  # happened just now
+    second = api.data(TRAILS, start_index=2, count=10)
+    assert second["totalItem"] == first["totalItem"] + 1
+    assert [f["trail_id"] for f in second["list"]] == before[9:19]  # one row read twice
+
+
+def test_9_6_knob_trail_churn_writes_backdated_edits_and_deletes_once(
+    api: Api, control: SandboxClient
+):
+    before = {f["trail_id"] for f in control.records()["follow_ups"]}
+    control.knobs(
+        extra={
+            "trail_churn": {
+                "after_list_requests": 2,
+                "create": 3,
+                "backdate_minutes": 120,
+                "update": 2,
+                "delete": 1,
+            }
+        }
+    )
+    served = [f["trail_id"] for f in api.data(TRAILS, count=10)["list"]]
+    served += [f["trail_id"] for f in api.data(TRAILS, start_index=2, count=10)["list"]]
+    assert control.knobs()["extra"]["trail_churn"] is None
+    after = control.records()["follow_ups"]
+    new = [f for f in after if f["trail_id"] not in before]
+    assert len(new) == 3 and sum(f["delete_flag"] for f in after) == 1
+    # Written now, but happened up to two hours ago: inside a window a client is paging.
+    earliest = (datetime.now(SHANGHAI) - timedelta(minutes=121)).strftime("%Y-%m-%d %H:%M:%S")
+    assert all(earliest <= f["create_time"] <= f["update_time"] for f in new)
+    touched = {f["trail_id"] for f in after if f["trail_id"] in served} & {
+        f["trail_id"] for f in after if "(edited" in f["content"] or f["delete_flag"]
+    }
+    assert len(touched) == 3  # the edits and the deletion hit rows the client already read
+
+
+def test_9_7_companies_update_plans_or_clears_the_next_follow_up(api: Api, control: SandboxClient):
+    companies = control.records()["companies"]
+    nexts = [c["next_follow_up_time"] for c in companies]
+    now = datetime.now(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+    assert any(n > now for n in nexts) and any("1971" < n < now for n in nexts)  # planned, passed
+    assert "1970-01-01 00:00:00" in nexts  # none
+    company = companies[0]["company_id"]
+    control.post(
+        "companies/update", {"company_ids": [company], "next_follow_up_time": "2030-01-02 09:30:00"}
+    )
+    assert api.data(INFO, company_id=company)["next_follow_up_time"] == "2030-01-02 09:30:00"
+    control.post("companies/update", {"company_ids": [company], "next_follow_up_time": ""})
+    assert api.data(INFO, company_id=company)["next_follow_up_time"] == "1970-01-01 00:00:00"
+
+
+# 10. Open shapes (knob shape_variety) -----------------------------------------------------------
+OPEN_COMPANY_FIELDS = (
+    "tel", "trail_status", "origin_list", "tag", "client_tag_list", "category_ids",
+    "product_group_ids", "image_list", "company",
+)  # fmt: skip
+OPEN_CONTACT_FIELDS = ("tel_list", "contact", "external_field_data")
+
+
+def _shape(value: Any) -> str:
+    """A value's shape: its JSON type, and for lists the type of its first item."""
+    if isinstance(value, list) and value:
+        return f"list of {_shape(value[0])}"
+    return type(value).__name__
+
+
+def _infos(api: Api, control: SandboxClient) -> list[dict[str, Any]]:
+    return [api.data(INFO, company_id=c["company_id"]) for c in control.records()["companies"]]
+
+
+def test_10_without_the_knob_open_fields_come_in_one_documented_shape(
+    api: Api, control: SandboxClient
+):
+    infos = _infos(api, control)[:100]
+    for name in OPEN_COMPANY_FIELDS:
+        shapes = {_shape(info[name]) for info in infos} - {"list"}  # empty lists aside
+        assert len(shapes) == 1, (name, shapes)
+    assert {_shape(i["tag"]) for i in infos} >= {"list of dict"}
+    assert {_shape(i["category_ids"]) for i in infos} >= {"list of int"}
+    assert {_shape(i["image_list"]) for i in infos} >= {"list of dict"}
+    assert all(isinstance(i["company_id"], int) for i in infos)
+
+
+def test_10_shape_variety_serves_every_open_field_in_several_shapes_and_ids_as_text(
+    api: Api, control: SandboxClient
+):
+    control.knobs(extra={"shape_variety": 0.6})  # the documented shape stays among them
+    infos = _infos(api, control)
+    for name in OPEN_COMPANY_FIELDS:
+        assert len({_shape(info[name]) for info in infos}) >= 2, name
+    people = [p for info in infos for p in info["customers"]]
+    for name in OPEN_CONTACT_FIELDS:
+        assert len({_shape(p[name]) for p in people}) >= 2, name
+    tags = {_shape(i["tag"]) for i in infos}
+    assert {"list of int", "list of str", "str"} <= tags  # ids, ids as text or names, joined
+    rows = api.data(LIST, count=100)["list"]
+    assert {type(r["company_id"]) for r in rows} == {int, str}
+    assert {type(i["user_id"]) for i in infos} >= {list, str}
+    opportunities = api.data(OPPORTUNITIES, count=100)["list"]
+    assert {type(o["user_id"]) for o in opportunities} >= {int, list, str}
+    assert {type(o["amount"]) for o in opportunities} >= {float, str}
+    follow_ups = api.data(TRAILS, count=100)["list"]
+    assert {type(f["customer_id"]) for f in follow_ups} >= {int, list, str}  # list: upstream's
+    assert {type(f["trail_id"]) for f in follow_ups} == {int, str}
+
+
+def test_10_shape_variety_is_stable_for_a_record_until_it_changes(api: Api, control: SandboxClient):
+    control.knobs(extra={"shape_variety": 0.5})
+    row = api.data(LIST, count=1)["list"][0]
+    first = api.data(INFO, company_id=row["company_id"])
+    assert api.data(INFO, company_id=row["company_id"]) == first
+    assert type(first["company_id"]) is type(row["company_id"])  # list and detail agree
+    control.post("companies/update", {"company_ids": [int(row["company_id"])]})
+    changed = [
+        api.data(INFO, company_id=c["company_id"]) for c in control.records()["companies"][:1]
+    ]
+    assert changed[0]["update_time"] > first["update_time"]
+
+
+def test_10_shape_variety_makes_a_tenth_of_its_share_unconvertible(
+    api: Api, control: SandboxClient
+):
+    control.knobs(extra={"shape_variety": 1.0})
+    infos = _infos(api, control)
+
+    def unconvertible(info: dict[str, Any]) -> bool:
+        return (
+            not isinstance(info["star"], int)
+            or isinstance(info["remark"], dict)
+            or isinstance(info["fax"], list)
+            or isinstance(info["intention_level"], str)
+            or not TIME.fullmatch(info["order_time"])
+            or any(p["birth"] and not DATE.fullmatch(p["birth"]) for p in info["customers"])
+        )
+
+    share = sum(map(unconvertible, infos)) / len(infos)
+    assert 0.04 < share < 0.18
+
+
+def test_10_shape_variety_can_be_set_when_the_sandbox_starts():
+    running = start_sandbox("--companies", "5", "--okki-shape-variety", "0.25")
+    try:
+        assert running.okki.knobs()["extra"]["shape_variety"] == 0.25
+    finally:
+        running.stop()
 
 
 # Knobs ----------------------------------------------------------------------------------------
@@ -728,7 +1046,9 @@ def test_records_and_stats_report_what_is_stored_and_served(api: Api, control: S
     api.get(LIST, count=1, start_time="bad")
     control.post("companies/delete", {"count": 1})
     records = control.records()
-    assert set(records) == {"companies", "removed", "opportunities"}
+    assert set(records) == {
+        "companies", "removed", "opportunities", "removed_opportunities", "follow_ups"
+    }  # fmt: skip
     assert (len(records["companies"]), len(records["removed"])) == (COMPANIES - 1, 1)
     assert "customers" in records["companies"][0]
     stats = control.stats()
@@ -791,3 +1111,54 @@ def test_generating_1000_companies_is_fast():
     started = time.perf_counter()
     start_sandbox("--companies", "1000").stop()
     assert time.perf_counter() - started < 5.0
+
+
+def _domain(homepage: str) -> str | None:
+    """What makes two homepages one site: host without `www.`, any case, scheme or path."""
+    text = homepage.strip().lower()
+    if not text:
+        return None
+    host = text.split("://", 1)[-1].split("/", 1)[0]
+    return host.removeprefix("www.") or None
+
+
+def test_generated_companies_share_homepage_domains_in_a_measured_share(control: SandboxClient):
+    companies = control.records()["companies"]
+    by_domain: dict[str, list[str]] = {}
+    for company in companies:
+        if domain := _domain(company["homepage"]):
+            by_domain.setdefault(domain, []).append(company["homepage"])
+    shared = [pages for pages in by_domain.values() if len(pages) > 1]
+    share = sum(map(len, shared)) / len(companies)
+    assert 0.03 <= share <= 0.12, share
+    # Written differently: in letter case, scheme, `www.` or a path.
+    pairs = [(a, b) for pages in shared for a in pages for b in pages if a < b]
+    differences = {
+        "case": any(a != b and any(ch.isupper() for ch in a + b) for a, b in pairs),
+        "scheme": any(("http://" in a) != ("http://" in b) for a, b in pairs),
+        "www": any(("www." in a) != ("www." in b) for a, b in pairs),
+        "path": any(a.rstrip("/").count("/") != b.rstrip("/").count("/") for a, b in pairs),
+    }
+    assert all(differences.values()), differences
+
+
+def test_generated_contacts_share_emails_in_a_measured_share(control: SandboxClient):
+    companies = control.records()["companies"]
+    people = [(c["company_id"], p) for c in companies for p in c["customers"]]
+    holders: dict[str, set[str]] = {}
+    for _, person in people:
+        if person["email"]:
+            holders.setdefault(person["email"].lower(), set()).add(person["email"])
+    shared = [p for _, p in people if p["email"] and _count(people, p["email"]) > 1]
+    share = len(shared) / len(people)
+    assert 0.05 <= share <= 0.15, share
+    assert any(len(spellings) > 1 for spellings in holders.values())  # only the case differs
+    across = {
+        e.lower(): {c for c, p in people if p["email"].lower() == e.lower()}
+        for e in (p["email"] for p in shared)
+    }
+    assert any(len(companies_) > 1 for companies_ in across.values())
+
+
+def _count(people: list[tuple[int, dict[str, Any]]], email: str) -> int:
+    return sum(1 for _, p in people if p["email"].lower() == email.lower())

@@ -19,7 +19,7 @@ from crm_sandbox.control import RunningSandbox
 
 # The console script, as Meltano runs it.
 TAP = [str(Path(sys.executable).parent / "tap-okki")]
-STREAMS = ("companies", "contacts", "opportunities")
+STREAMS = ("companies", "contacts", "opportunities", "follow_ups")
 
 
 @dataclass
@@ -156,6 +156,9 @@ def restore_defaults(sandbox: RunningSandbox) -> None:
             "churn": None,
             "success_code": 200,
             "force_error": None,
+            "shape_variety": 0,
+            "opportunity_deletes": "hidden",
+            "trail_churn": None,
         },
     )
     sandbox.okki.reset()

@@ -128,11 +128,13 @@ def test_about_discover_and_test_modes_work(okki: RunningSandbox, tmp_path: Path
     config = tap_config(okki)
     catalog = json.loads(run_tap(tmp_path, config, args=("--discover",)).check().stdout)
     streams = {s["tap_stream_id"]: s for s in catalog["streams"]}
-    assert set(streams) == {"companies", "contacts", "opportunities"}
+    assert set(streams) == {"companies", "contacts", "opportunities", "follow_ups"}
     assert streams["companies"]["key_properties"] == ["company_id"]
     assert streams["contacts"]["key_properties"] == ["customer_id"]
     assert streams["opportunities"]["key_properties"] == ["opportunity_id"]
+    assert streams["follow_ups"]["key_properties"] == ["trail_id"]
     assert streams["companies"]["replication_key"] == "update_time"
+    assert streams["follow_ups"]["replication_key"] == "create_time"
     assert stats_calls(okki) == {}  # discovery reads nothing from OKKI
 
     tested = run_tap(tmp_path, config, args=("--test",)).check()
@@ -140,4 +142,5 @@ def test_about_discover_and_test_modes_work(okki: RunningSandbox, tmp_path: Path
         "companies",
         "contacts",
         "opportunities",
+        "follow_ups",
     }

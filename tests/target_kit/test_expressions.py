@@ -105,3 +105,25 @@ def test_an_expression_stops_when_its_time_on_one_record_is_spent(
     assert time.monotonic() - started < 0.2
     # The next record gets its own budget.
     assert Expression("len(text)")({"text": "abc"}) == 3
+
+
+def test_markdown_turns_html_into_markdown_and_keeps_every_line_break_and_word() -> None:
+    from target_kit.expressions import markdown
+
+    assert markdown(None) is None
+    # Plain text: line breaks become hard breaks, Markdown's own characters are escaped.
+    assert markdown("Called Anna\nSent *catalog* & price_list") == (
+        "Called Anna\\\nSent \\*catalog\\* & price\\_list"
+    )
+    assert markdown("报价已发送\r\n客户回复: 考虑中") == "报价已发送\\\n客户回复: 考虑中"
+    # HTML: tags become Markdown, entities text, <br> and source line breaks hard breaks.
+    html = "<p>Meeting at <b>Canton Fair</b> &amp; dinner</p><p>Next: sample<br>2 pcs\nby DHL</p>"
+    assert markdown(html) == (
+        "Meeting at **Canton Fair** & dinner\n\nNext: sample\\\n2 pcs\\\nby DHL"
+    )
+    assert markdown("<ul><li>one</li><li>two</li></ul>") == "* one\n* two"
+    assert markdown("a < b and c > d") == "a < b and c > d"  # not HTML: kept as it is
+
+
+def test_markdown_is_available_in_mapping_expressions() -> None:
+    assert Expression("markdown(content)")({"content": "<i>hi</i>\nthere"}) == "*hi*\\\nthere"

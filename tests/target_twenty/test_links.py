@@ -88,14 +88,14 @@ def note(
     return data.record_message("follow_ups", record)
 
 
-def world(notes: list[dict]) -> list[str]:
+def world(notes: list[dict], notes_schema: dict | None = None) -> list[str]:
     """Two companies, their people and an opportunity, then the notes (before their records
     too: a note that comes first waits for what it links to)."""
     messages = [
         data.schema_message("companies"),
         data.schema_message("people"),
         data.schema_message("opportunities"),
-        NOTES_SCHEMA,
+        notes_schema or NOTES_SCHEMA,
         *notes[:1],
         data.record_message("companies", data.company(1)),
         data.record_message("companies", data.company(2)),
@@ -229,3 +229,28 @@ def test_a_next_follow_up_is_one_task_moved_when_it_changes_and_done_when_cleare
     (task,) = target.twenty.records()["tasks"]
     assert task["status"] == "DONE" and not task["deletedAt"]  # done, not deleted
     assert len(target.twenty.records()["taskTargets"]) == 1
+
+
+def test_a_note_naming_several_contacts_links_each_and_drops_the_one_it_stops_naming(
+    target: TargetRunner,
+) -> None:
+    schema = {**NOTES_SCHEMA, "schema": {**NOTES_SCHEMA["schema"]}}
+    schema["schema"]["properties"] = {
+        **NOTES_SCHEMA["schema"]["properties"],
+        "contact_ids": {"type": ["array", "null"], "items": {"type": "string"}},
+    }
+    cfg = config(target)
+    cfg["mappings"]["follow_ups"]["links"]["to"][1] = {"stream": "people", "field": "contact_ids"}
+    target.run(world([note(1, 1, None, None, contact_ids=["c-0", "c-1"])], schema), cfg)
+    people = ids_of(target, "people")
+    linked = {t["personId"] for t in target.twenty.records()["noteTargets"] if t["personId"]}
+    assert linked == {people["First0"], people["First1"]}
+
+    run = target.run(
+        [json.dumps(schema), json.dumps(note(1, 1, None, None, contact_ids=["c-1"]))], cfg
+    )
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    live = [t for t in target.twenty.records()["noteTargets"] if not t["deletedAt"]]
+    assert {t["personId"] for t in live if t["personId"]} == {people["First1"]}
+    assert len(live) == 2  # the company and the one contact

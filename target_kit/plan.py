@@ -229,6 +229,8 @@ class DryRun:
             return
         self.changes = Changes()
         path = self.report.path or DEFAULT_DIR / self.name / "plan.jsonl"
+        if self.report.path is None:
+            self._expire([path])  # type: ignore[attr-defined]  # keep_days, as for a report
         self.report = PlanReport(
             self.logger, path, self.report.ceiling_per_minute, changes=self.changes
         )

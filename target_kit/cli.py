@@ -2,9 +2,9 @@
 
 The SDK logs every uncaught exception with its traceback (`SingerCommand.excepthook`): 40–60
 lines under a message like "Setting 'base_url' uses plain http:// …", which is all a person
-needs. A setting error (`ConfigError`, the SDK's `ConfigValidationError`) is logged as one
-ERROR line; its traceback goes to the DEBUG level (`<PLUGIN>_LOGLEVEL=debug` shows it). Every
-other failure keeps the SDK's full report.
+needs. A setting error (`ConfigError`, and the SDK's `ConfigValidationError`, whose problems
+the SDK would log one per line) is logged as one ERROR line; its traceback goes to the DEBUG
+level (`<PLUGIN>_LOGLEVEL=debug` shows it). Every other failure keeps the SDK's full report.
 """
 
 from __future__ import annotations
@@ -26,10 +26,7 @@ def _plain_hook(logger: logging.Logger, fallback: Any) -> Any:
         if not issubclass(exc_type, SETTING_ERRORS):
             fallback(exc_type, exc, tb)
             return
-        errors = getattr(exc, "errors", None) or []
         message = str(exc.args[0]) if exc.args else exc_type.__name__
-        if errors:  # the SDK's schema check: every problem, on one line
-            message = f"{message}: " + "; ".join(str(e) for e in errors)
         logger.error("%s", " ".join(message.split("\n")))
         logger.debug("Where the setting error was raised", exc_info=(exc_type, exc, tb))
 
@@ -45,6 +42,18 @@ class PlainSettingErrors:
     def get_singer_command(cls) -> Any:
         command = super().get_singer_command()  # type: ignore[misc]
         command.excepthook = _plain_hook(cls.logger, command.excepthook)
+        run = command.callback
+
+        def callback(*args: Any, **kwargs: Any) -> Any:
+            # The SDK logs a line per schema problem and a closing "Config validation failed";
+            # made one `ConfigError`, the problems end as one line too.
+            try:
+                return run(*args, **kwargs)
+            except ConfigValidationError as exc:
+                problems = "; ".join(str(e) for e in exc.errors) or str(exc)
+                raise ConfigError(problems) from None
+
+        command.callback = callback
         return command
 
 

@@ -10,7 +10,6 @@ level (`<PLUGIN>_LOGLEVEL=debug` shows it). Every other failure keeps the SDK's 
 from __future__ import annotations
 
 import logging
-import sys
 from types import TracebackType
 from typing import Any
 
@@ -56,7 +55,3 @@ class PlainSettingErrors:
         command.callback = callback
         return command
 
-
-def exit_on_setting_error(logger: logging.Logger) -> None:
-    """For commands of our own: the same one-line report (`sys.excepthook`)."""
-    sys.excepthook = _plain_hook(logger, sys.excepthook)

@@ -78,3 +78,12 @@ def test_a_run_configured_only_by_environment_variables_loads_as_one_from_a_conf
     assert set(held) == {data.domain(i) for i in range(1, 6)}
     assert held[data.domain(2)]["name"] == "Company 2"
     assert held[data.domain(2)]["employees"] is None  # the mapping from the variable: no employees
+
+
+def test_load_method_other_than_upsert_is_refused_in_one_line(target: TargetRunner) -> None:
+    run = target.run(data.singer_lines(2), target.config(load_method="append-only"))
+
+    assert run.returncode != 0
+    assert "load_method" in run.stderr and "upsert" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert [r for r in target.twenty.requests() if r["method"] != "GET"] == []

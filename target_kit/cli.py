@@ -54,4 +54,3 @@ class PlainSettingErrors:
 
         command.callback = callback
         return command
-

@@ -85,7 +85,7 @@ def tap_files(okki: SandboxClient, folder: Path, settings: dict[str, Any]) -> tu
     for entry in catalog["streams"]:
         for meta in entry["metadata"]:
             if meta["breadcrumb"] == []:
-                meta["metadata"]["selected"] = entry["tap_stream_id"] != "opportunities"
+                meta["metadata"]["selected"] = entry["tap_stream_id"] in ("companies", "contacts")
     catalog_file = Path(folder, "catalog.json")
     catalog_file.write_text(json.dumps(catalog))
     return config_file, catalog_file

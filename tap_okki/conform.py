@@ -77,11 +77,13 @@ def walk(
 ) -> dict[str, Any]:
     """The careful conversion of a record: what `compile_schema` gives, by the general rules.
 
-    Raises ConformError only for a property that allows no null (a key).
+    The values it could not convert go under `_okki_unconverted` when the schema declares it
+    (every tap-okki stream that types OKKI's values does). Raises ConformError only for a
+    property that allows no null (a key).
     """
     unconverted: Unconverted = {}
     converted = _object(record, schema, tz, path, unconverted)
-    if unconverted:
+    if unconverted and UNCONVERTED in schema.get("properties", {}):
         converted[UNCONVERTED] = unconverted
     return converted
 

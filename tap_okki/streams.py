@@ -1,4 +1,4 @@
-"""The four OKKI streams.
+"""The five OKKI streams.
 
 - `companies`: `/v1/company/list` rows in the window, each merged with its `/v1/company/info`
   record (fetched concurrently, emitted in list order) — its `customers[]` included, for targets
@@ -6,6 +6,8 @@
   the same window, emitted with `_sdc_deleted_at`.
 - `contacts`: the `customers[]` of each company/info record: no calls of its own. A contact
   that moves between companies during a run is emitted under each (the later one is newer).
+- `next_follow_ups`: each company's planned next follow-up, one record per company read (no
+  calls of its own), so a target can make it a task beside the company.
 - `opportunities`: `/v1/opportunity/list` rows in the window; a row OKKI marks deleted
   (`enable_flag` 0) is emitted with `_sdc_deleted_at` (what OKKI shows of deleted
   opportunities, and what it does not: docs/api/okki.md §8).
@@ -68,9 +70,9 @@ class CompaniesStream(OkkiListStream):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        # The last company's customers[]: the SDK syncs the child stream right after each
-        # record, so one slot is enough and memory stays flat.
-        self._contacts: tuple[int, list[dict]] | None = None
+        # The last company read, for the child streams: the SDK syncs them right after each
+        # record, so one slot is enough and memory stays flat. (id, typed record, customers[])
+        self._last: tuple[int, dict[str, t.Any], list[dict]] | None = None
         self._children_of: tuple[dict, Context | None, Context | None] | None = None
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
@@ -114,7 +116,7 @@ class CompaniesStream(OkkiListStream):
             self.unconverted_summary(),
         )
         for child in self.child_streams:
-            t.cast(ContactsStream, child).log_run_total()
+            t.cast(CompanyChildStream, child).log_run_total()
 
     def _details(self, item: _Live) -> dict[str, t.Any] | None:
         company_id = item.row["company_id"]
@@ -129,7 +131,7 @@ class CompaniesStream(OkkiListStream):
     def _merged_record(self, row: dict[str, t.Any], info: dict[str, t.Any]) -> dict[str, t.Any]:
         merged = {**row, **info, "_sdc_deleted_at": None}
         record = self.typed(merged, COMPANY_INFO_PATH, row["company_id"])
-        self._contacts = (record["company_id"], info.get("customers") or [])
+        self._last = (record["company_id"], record, info.get("customers") or [])
         return record
 
     def _deleted_record(self, removed: _Removed) -> dict[str, t.Any]:
@@ -161,10 +163,10 @@ class CompaniesStream(OkkiListStream):
             super()._process_record(*held)
 
     def _sync_children(self, child_context: Context | None) -> None:
-        # Instead of the SDK's `contacts.sync(context)` for every company (see `sync_company`).
+        # Instead of the SDK's `child.sync(context)` for every company (see `sync_company`).
         for child in self.child_streams:
             if child_context is not None and child.selected:
-                t.cast(ContactsStream, child).sync_company(child_context)
+                t.cast(CompanyChildStream, child).sync_company(child_context)
 
     def get_child_context(self, record: dict, context: Context | None) -> dict:
         return {"company_id": record["company_id"]}
@@ -175,18 +177,18 @@ class CompaniesStream(OkkiListStream):
         if record.get("_sdc_deleted_at") is None:  # a deleted company has no contacts to read
             yield self.get_child_context(record, context)
 
-    def take_contacts(self, company_id: int) -> list[dict]:
-        held, self._contacts = self._contacts, None
-        return held[1] if held and held[0] == company_id else []
+    def last_company(self, company_id: int) -> tuple[dict[str, t.Any], list[dict]]:
+        """The typed record and the raw `customers[]` of the company just read, if it is the
+        one asked for; else nothing."""
+        if self._last is None or self._last[0] != company_id:
+            return {}, []
+        return self._last[1], self._last[2]
 
 
-class ContactsStream(OkkiStream):
-    """Contacts of the companies read in this run (from their company/info records)."""
+class CompanyChildStream(OkkiStream):
+    """Records made from each company/info record the companies stream reads: no calls."""
 
-    name = "contacts"
     parent_stream_type = CompaniesStream
-    primary_keys = ("customer_id",)
-    schema = StreamSchema(SCHEMAS)
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one state, not one per company
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
@@ -195,14 +197,14 @@ class ContactsStream(OkkiStream):
         self._companies = 0
 
     def sync_company(self, context: Context) -> None:
-        """What `Stream.sync(context)` does for one company's contacts, less its per-call costs.
+        """What `Stream.sync(context)` does for one company's records, less its per-call costs.
 
         The SDK's child sync builds a timer and a counter and logs three lines (a start line,
-        two METRIC lines) for every company: more work than the contacts themselves, and
+        two METRIC lines) for every company: more work than the records themselves, and
         thousands of lines of no use. Here the SCHEMA and the start line go out once, records
         and STATE as `Stream.sync` writes them, and the count once at the end of the run
         (`log_run_total`). No ACTIVATE_VERSION: a version per company would tell targets to
-        delete every other company's contacts.
+        delete every other company's records.
         """
         if self._counter is None:
             self.log("Beginning sync of '%s' with each company's details", self.name)
@@ -234,19 +236,51 @@ class ContactsStream(OkkiStream):
             emitted = self._counter.value
             self._counter.__exit__(None, None, None)
             self.logger.info(
-                "contacts: %d emitted from %d companies%s",
+                "%s: %d emitted from %d companies%s",
+                self.name,
                 emitted,
                 self._companies,
                 self.unconverted_summary(),
             )
             self._counter = None
 
+    @property
+    def companies(self) -> CompaniesStream:
+        return t.cast(CompaniesStream, self._tap.streams["companies"])
+
+
+class ContactsStream(CompanyChildStream):
+    """Contacts of the companies read in this run (from their company/info records)."""
+
+    name = "contacts"
+    primary_keys = ("customer_id",)
+    schema = StreamSchema(SCHEMAS)
+
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         assert context is not None
-        companies = t.cast(CompaniesStream, self._tap.streams["companies"])
         company_id = context["company_id"]
-        for person in companies.take_contacts(company_id):
+        for person in self.companies.last_company(company_id)[1]:
             yield self.typed({**person, "company_id": company_id}, COMPANY_INFO_PATH, company_id)
+
+
+class NextFollowUpsStream(CompanyChildStream):
+    """Each live company's next planned follow-up, one record per company read.
+
+    The company record already carries `next_follow_up_time`; as a stream of its own it can
+    become a task (Twenty's `tasks`, keyed by the company) beside the company itself. Null when
+    none is planned (OKKI's `1970-01-01 00:00:00`); a time in the past when the plan passed.
+    """
+
+    name = "next_follow_ups"
+    primary_keys = ("company_id",)
+    schema = StreamSchema(SCHEMAS)
+    FIELDS = ("company_id", "name", "next_follow_up_time", "user_id", "update_time")
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        assert context is not None
+        company = self.companies.last_company(context["company_id"])[0]
+        if company:  # already typed by the companies stream
+            yield {name: company.get(name) for name in self.FIELDS}
 
 
 class OpportunitiesStream(OkkiListStream):

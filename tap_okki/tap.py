@@ -22,6 +22,7 @@ from tap_okki.streams import (
     CompaniesStream,
     ContactsStream,
     FollowUpsStream,
+    NextFollowUpsStream,
     OpportunitiesStream,
 )
 from tap_okki.times import parse_setting_time
@@ -240,6 +241,7 @@ class TapOkki(PlainSettingErrors, SettingsFromText, SecretMasking, Tap):
             ContactsStream(self),
             OpportunitiesStream(self),
             FollowUpsStream(self),
+            NextFollowUpsStream(self),
         ]
 
 

@@ -19,7 +19,7 @@ from crm_sandbox.control import RunningSandbox
 
 # The console script, as Meltano runs it.
 TAP = [str(Path(sys.executable).parent / "tap-okki")]
-STREAMS = ("companies", "contacts", "opportunities", "follow_ups")
+STREAMS = ("companies", "contacts", "opportunities", "follow_ups", "next_follow_ups")
 
 
 @dataclass

@@ -176,7 +176,7 @@ def test_a_contact_listed_under_two_companies_is_emitted_with_each() -> None:
     person = {"customer_id": 7, "name": "Omar Khan"}
     emitted = []
     for company_id in (1, 2):
-        companies._contacts = (company_id, [person])
+        companies._last = (company_id, {"company_id": company_id}, [person])
         emitted += list(contacts.get_records({"company_id": company_id}))
     assert [(c["customer_id"], c["company_id"]) for c in emitted] == [(7, 1), (7, 2)]
 

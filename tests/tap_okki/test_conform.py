@@ -33,6 +33,7 @@ KEYS = {
     "contacts": {"customer_id", "company_id"},
     "opportunities": {"opportunity_id"},
     "follow_ups": {"trail_id"},
+    "next_follow_ups": {"company_id"},
 }
 
 COMPANY_SCHEMA = {
@@ -297,6 +298,7 @@ def at(record: Any, path: str) -> Any:
 
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FEWER = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @pytest.mark.parametrize("stream", sorted(STREAM_SCHEMAS))
@@ -323,7 +325,7 @@ def test_every_record_validates_against_its_schema_and_keeps_what_it_could_not_c
 
 
 @pytest.mark.parametrize("stream", sorted(STREAM_SCHEMAS))
-@SETTINGS
+@FEWER
 @given(data=st.data())
 def test_compiled_conform_gives_what_the_careful_walk_gives(
     stream: str, data: st.DataObject
@@ -353,7 +355,7 @@ def typed_only(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("stream", sorted(STREAM_SCHEMAS))
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@FEWER
 @given(data=st.data())
 def test_the_sdks_type_pass_would_change_nothing_after_ours(
     stream: str, data: st.DataObject
@@ -384,4 +386,7 @@ def test_every_property_but_the_keys_allows_null_so_a_value_can_always_be_kept()
         for name, prop in schema["properties"].items():
             types = prop.get("type", ["null"])  # an open field allows everything
             assert (name in KEYS[stream]) == ("null" not in types), f"{stream}.{name}"
-        assert schema["properties"][UNCONVERTED]["type"] == ["object", "null"]
+    # Streams typing OKKI's values keep what they cannot convert (next_follow_ups copies
+    # values the companies stream already typed).
+    for stream in ("companies", "contacts", "opportunities", "follow_ups"):
+        assert STREAM_SCHEMAS[stream]["properties"][UNCONVERTED]["type"] == ["object", "null"]

@@ -175,3 +175,40 @@ def test_follow_ups_unselected_cost_no_call(okki: RunningSandbox, tmp_path: Path
     catalog = select_only(discover(tmp_path, config), "companies", "contacts", "opportunities")
     run_tap(tmp_path, config, catalog=catalog).check()
     assert stats_calls(okki)[TRAILS] == 0
+
+
+def test_next_follow_ups_give_each_company_its_plan_without_a_call_of_their_own(
+    okki: RunningSandbox, tmp_path: Path
+) -> None:
+    config = tap_config(okki, lookback_minutes=0)
+    catalog = select_only(discover(tmp_path, config), "next_follow_ups")
+    companies = okki.okki.records()["companies"]
+
+    first = run_tap(tmp_path, config, catalog=catalog).check()
+
+    plans = by_key(first.records("next_follow_ups"), "company_id")
+    assert set(plans) == {c["company_id"] for c in companies}
+    for company in companies:
+        plan = plans[company["company_id"]]
+        planned = company["next_follow_up_time"]
+        assert plan["next_follow_up_time"] == (None if planned < "1971" else okki_iso(planned))
+        assert plan["name"] == company["name"] and plan["user_id"] == company["user_id"]
+    now = dt.datetime.now(SHANGHAI).isoformat()
+    times = [p["next_follow_up_time"] for p in plans.values()]
+    assert None in times and any(t and t > now for t in times) and any(t and t < now for t in times)
+    calls = stats_calls(okki)
+    assert calls["/v1/company/info"] == len(companies) and calls[TRAILS] == 0
+    assert first.records("companies") == []  # the parent is read, not emitted
+    # OKKI plans one anew and clears another: the next run says so.
+    planned, cleared = companies[0]["company_id"], companies[1]["company_id"]
+    okki.okki.post(
+        "companies/update", {"company_ids": [planned], "next_follow_up_time": "2030-01-02 09:30:00"}
+    )
+    okki.okki.post("companies/update", {"company_ids": [cleared], "next_follow_up_time": ""})
+
+    second = run_tap(tmp_path, config, catalog=catalog, state=first.state).check()
+
+    plans = by_key(second.records("next_follow_ups"), "company_id")
+    assert set(plans) == {planned, cleared}
+    assert plans[planned]["next_follow_up_time"] == "2030-01-02T09:30:00+08:00"
+    assert plans[cleared]["next_follow_up_time"] is None

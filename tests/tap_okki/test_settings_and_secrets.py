@@ -128,7 +128,9 @@ def test_about_discover_and_test_modes_work(okki: RunningSandbox, tmp_path: Path
     config = tap_config(okki)
     catalog = json.loads(run_tap(tmp_path, config, args=("--discover",)).check().stdout)
     streams = {s["tap_stream_id"]: s for s in catalog["streams"]}
-    assert set(streams) == {"companies", "contacts", "opportunities", "follow_ups"}
+    assert set(streams) == {
+        "companies", "contacts", "opportunities", "follow_ups", "next_follow_ups"
+    }  # fmt: skip
     assert streams["companies"]["key_properties"] == ["company_id"]
     assert streams["contacts"]["key_properties"] == ["customer_id"]
     assert streams["opportunities"]["key_properties"] == ["opportunity_id"]
@@ -143,4 +145,5 @@ def test_about_discover_and_test_modes_work(okki: RunningSandbox, tmp_path: Path
         "contacts",
         "opportunities",
         "follow_ups",
+        "next_follow_ups",
     }

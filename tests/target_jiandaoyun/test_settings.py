@@ -101,7 +101,7 @@ def test_a_stream_without_a_form_is_an_error_naming_the_stream(
 
 def test_plain_http_to_a_remote_host_is_refused_unless_allowed(tmp_path: Path) -> None:
     settings = {
-        "api_key": "k",
+        "api_key": "jdy-test-key-7c1",
         "base_url": "http://api.example.com",
         "forms": {"s": {"app_id": "a", "entry_id": "e"}},
     }

@@ -18,7 +18,13 @@ from typing import Any
 import yaml
 
 # Built-in SDK settings worth declaring in meltano.yml (the rest stay at their defaults).
-BUILTINS_KEPT = {"stream_maps", "stream_map_config", "batch_size_rows", "validate_records"}
+BUILTINS_KEPT = {
+    "stream_maps",
+    "stream_map_config",
+    "batch_size_rows",
+    "validate_records",
+    "load_method",
+}
 OWN_PLUGINS = ("tap-okki", "target-twenty", "target-jiandaoyun")
 
 
@@ -62,12 +68,21 @@ def _sdk_builtins(plugin: str) -> set[str]:
 
 
 def kind(spec: dict[str, Any]) -> str:
+    """The Meltano `kind` of a setting.
+
+    A fractional number is `string`, not `decimal`: Meltano 4.4.1 reads a `decimal` from
+    `.env` or the environment as a `Decimal` it cannot serialize (`TypeError: Object of type
+    Decimal is not JSON serializable`); the plugins read numbers given as text
+    (`target_kit/settings.py`).
+    """
+    if spec.get("enum"):
+        return "options"
     types = spec.get("type", [])
     types = [types] if isinstance(types, str) else types
     for json_type, meltano_kind in (
         ("boolean", "boolean"),
         ("integer", "integer"),
-        ("number", "decimal"),
+        ("number", "string"),
         ("object", "object"),
         ("array", "array"),
     ):
@@ -87,6 +102,8 @@ def meltano_settings(plugin: str) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"name": name, "kind": kind(spec)}
         if spec.get("description"):
             entry["description"] = " ".join(spec["description"].split())
+        if spec.get("enum"):
+            entry["options"] = [{"label": v, "value": v} for v in spec["enum"] if v is not None]
         if spec.get("secret"):
             entry["sensitive"] = True
         if "default" in spec and spec["default"] is not None:

@@ -26,15 +26,17 @@ from tap_okki.streams import (
     OpportunitiesStream,
 )
 from tap_okki.times import parse_setting_time
+from target_kit.cli import PlainSettingErrors
 from target_kit.http import ConfigError, check_base_url
 from target_kit.secrets import SecretMasking
+from target_kit.settings import SettingsFromText
 from target_kit.transport import Transport
 
 DEFAULT_BASE_URL = "https://api-sandbox.xiaoman.cn"
 MAX_PAGE_SIZE = 100  # OKKI answers code 400 above it (docs/api/okki.md §5)
 
 
-class TapOkki(SecretMasking, Tap):
+class TapOkki(PlainSettingErrors, SettingsFromText, SecretMasking, Tap):
     """Reads OKKI's Open API incrementally (window and bookmark rules: `windows.py`)."""
 
     name = "tap-okki"

@@ -33,7 +33,7 @@ from typing import Any
 
 ONE_SECOND = dt.timedelta(seconds=1)
 # OKKI treats 1970-01-01 00:00:00 as "unset", so an open window starts one second later.
-EPOCH = dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=dt.UTC)
+EPOCH = dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=dt.timezone.utc)
 UNSTABLE_SCANS_BEFORE_SPLIT = 3
 MAX_SCANS = 50  # of a one-second window that never stops changing: then give up loudly
 

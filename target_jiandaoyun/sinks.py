@@ -164,7 +164,8 @@ class JiandaoyunSink(PipelinedSink):
             skips.append(skipped)
         if not rows:
             return
-        results = self.writer.write(rows, keys if self.mapping.key is not None else None)
+        upsert = self.mapping.key is not None and not self.target.append_only  # load_method
+        results = self.writer.write(rows, keys if upsert else None)
         self._report(ready, results, skips)
 
     def delete_records(self, records: list[dict]) -> None:

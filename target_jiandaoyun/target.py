@@ -18,10 +18,17 @@ from singer_sdk import typing as th
 from target_jiandaoyun.client import BATCH_ROWS, JiandaoyunApi, Rates
 from target_jiandaoyun.directory import Directory
 from target_jiandaoyun.mapping import Form, MappingError, Policy, StreamMapping, resolve
+from target_jiandaoyun.plan import PlanApi
 from target_jiandaoyun.sinks import JiandaoyunSink
 from target_jiandaoyun.values import DEPARTMENT_TYPES, MEMBER_TYPES
 from target_jiandaoyun.writer import FormWriter
+from target_kit.cli import PlainSettingErrors
+from target_kit.configtest import MeltanoConfigTest
+from target_kit.deadletter import dead_letter_setting
 from target_kit.http import ApiError, ConfigError
+from target_kit.plan import DRY_RUN_SETTING, DryRun
+from target_kit.replay import DeadLetterReplay
+from target_kit.settings import SettingsFromText
 from target_kit.target import COMMON_SETTINGS, PipelinedTarget
 
 SUBFORM = th.ObjectType(
@@ -237,6 +244,21 @@ SETTINGS = th.PropertiesList(
         default=120,
         description="Seconds to wait for one answer before retrying the call.",
     ),
+    th.Property(
+        "batch_size_rows",
+        th.IntegerType(minimum=1, maximum=BATCH_ROWS),
+        default=BATCH_ROWS,
+        description="Rows per batch_create call, at most 100 (the API's limit).",
+    ),
+    th.Property(
+        "load_method",
+        th.StringType(allowed_values=["upsert", "append-only"]),
+        description="Unset: each form upserts when it has a key_widget and appends when it has "
+        "none. upsert: every form must have a key_widget. append-only: rows are appended even "
+        "where a key_widget could find them (a re-sent record adds a row). There is no "
+        "overwrite: the target never deletes rows the stream does not send.",
+    ),
+    DRY_RUN_SETTING,
     *(
         th.Property(
             "max_in_flight",
@@ -248,16 +270,26 @@ SETTINGS = th.PropertiesList(
             "once besides.",
         )
         if prop.name == "max_in_flight"
+        else dead_letter_setting("target-jiandaoyun")
+        if prop.name == "dead_letter_path"
         else prop
         for prop in COMMON_SETTINGS.wrapped.values()
     ),
 )
 
 
-class TargetJiandaoyun(PipelinedTarget):
+class TargetJiandaoyun(
+    PlainSettingErrors,
+    SettingsFromText,
+    MeltanoConfigTest,
+    DryRun,
+    DeadLetterReplay,
+    PipelinedTarget,
+):
     """Writes any Singer stream into Jiandaoyun (简道云) forms: batched, checked, upserted."""
 
     name = "target-jiandaoyun"
+    package_name = "okki-crm-sync"  # the distribution that ships it (its version in --about)
     config_jsonschema = SETTINGS.to_dict()
     default_sink_class = JiandaoyunSink
 
@@ -267,12 +299,7 @@ class TargetJiandaoyun(PipelinedTarget):
         self.base_url = self.checked_base_url("https://api.jiandaoyun.com")
         self.timezone = _timezone(config.get("default_timezone"))
         self.form_specs = _form_specs(config.get("forms"))
-        if config.get("load_method") == "overwrite":
-            raise ConfigError(
-                "Setting 'load_method' is 'overwrite', which this target does not do (it never "
-                "deletes rows the stream does not send); use append-only, or upsert with a "
-                "key_widget per form."
-            )
+        self.append_only = config.get("load_method") == "append-only"
         if config.get("load_method") == "upsert":
             missing = [s for s, spec in self.form_specs.items() if not spec.get("key_widget")]
             if missing:
@@ -287,16 +314,21 @@ class TargetJiandaoyun(PipelinedTarget):
             company=_positive(config, "company_requests_per_second"),
         )
         in_flight = int(config.get("max_in_flight") or 8)
-        self.api = JiandaoyunApi(
-            self.base_url,
-            str(config["api_key"]),
-            rates,
-            concurrency=3 * in_flight,
-            timeout=_positive(config, "request_timeout"),
-            max_retry_after=self.max_retry_after,
+        api_options: dict[str, Any] = {
+            "concurrency": 3 * in_flight,
+            "timeout": _positive(config, "request_timeout"),
+            "max_retry_after": self.max_retry_after,
+        }
+        self.api = (
+            PlanApi(
+                self.base_url, str(config["api_key"]), rates, changes=self.changes, **api_options
+            )
+            if self.dry_run
+            else JiandaoyunApi(self.base_url, str(config["api_key"]), rates, **api_options)
         )
         self.update_pool = ThreadPoolExecutor(in_flight, thread_name_prefix="update")
         self.report.ceiling_per_minute = min(rates.batch, rates.company) * BATCH_ROWS * 60
+        self.report.meaningful_seconds = 1.0  # the API's limits are per second
         self.policy = Policy(
             member=str(config.get("on_unknown_member") or "skip_field"),
             department=str(config.get("on_unknown_department") or "skip_field"),
@@ -312,6 +344,16 @@ class TargetJiandaoyun(PipelinedTarget):
         self.forms: dict[str, Form] | None = None
         self._directory: Directory | None = None  # read once, when a mapping first needs it
         self.writers: list[FormWriter] = []  # one per sink, for the end-of-run summary
+
+    def check_destination(self) -> list[str]:
+        """`meltano config test`: the key, and every form's widgets against its mapping."""
+        self.prepare()
+        assert self.forms is not None
+        return [
+            f"the API key reads form {form.ref}: stream '{stream}' mapping checked against its "
+            f"{len(form.widgets)} widgets"
+            for stream, form in sorted(self.forms.items())
+        ]
 
     # Start-up check of every form ----------------------------------------------------------------
     def prepare(self) -> None:

@@ -29,6 +29,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from target_kit.bounds import MAX_DIGITS, digits, shown, within
+from target_kit.isotime import fromisoformat
 from target_kit.serialize import jsonable
 
 # Widgets the API refuses to write (contract §7.2); mapping a field to one is a setting error.
@@ -132,7 +133,7 @@ def _number(value: Any, tz: dt.tzinfo | None) -> int | float:
 def _datetime(value: Any, tz: dt.tzinfo | None) -> str:
     if isinstance(value, str):
         try:
-            value = dt.datetime.fromisoformat(value.strip())
+            value = fromisoformat(value.strip())
         except ValueError:
             raise ValueRejected(f"text {value!r} is not an ISO-8601 date or datetime") from None
     elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
@@ -149,7 +150,7 @@ def _datetime(value: Any, tz: dt.tzinfo | None) -> str:
             )
         value = value.replace(tzinfo=tz)
     try:
-        utc = value.astimezone(dt.UTC)
+        utc = value.astimezone(dt.timezone.utc)
     except (OverflowError, ValueError):
         raise ValueRejected(f"datetime {value.isoformat()} is out of range") from None
     return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
@@ -327,7 +328,7 @@ def holds(widget_type: str, written: Any, stored: Any) -> bool:
 
 def _instant(value: Any) -> dt.datetime | None:
     try:
-        return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+        return fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         return None
 

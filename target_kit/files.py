@@ -33,7 +33,7 @@ def private_file(path: Path) -> None:
 
 def now_text() -> str:
     """The time written on each line, in the form `expire_lines` compares."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def expire_lines(path: Path, keep_days: float) -> int:
@@ -45,7 +45,9 @@ def expire_lines(path: Path, keep_days: float) -> int:
     """
     if not path.exists():
         return 0
-    cutoff = (dt.datetime.now(dt.UTC) - dt.timedelta(days=keep_days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cutoff = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=keep_days)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
     with path.open(encoding="utf-8") as file:
         oldest = next((at for at in map(_time, file) if at is not None), None)
     if oldest is None or oldest >= cutoff:

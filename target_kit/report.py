@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import secrets
 import threading
 import time
 from collections import Counter, defaultdict
@@ -15,6 +17,19 @@ from target_kit.files import now_text
 from target_kit.serialize import dumps, open_jsonl
 
 Action = Literal["created", "updated", "deleted", "skipped", "failed"]
+
+# Rates are quoted only for a stream that wrote for at least one of the API's rate windows (the
+# target sets it): within one window a burst may outrun the ceiling, and over a fraction of a
+# second a rate says more about the clock than about throughput ("126799 % of the API
+# ceiling" for three records).
+MEANINGFUL_SECONDS = 10.0
+SAMPLES = 3  # keys named per status in a stream's summary
+
+
+def new_run_id() -> str:
+    """When the run started (UTC) and a random suffix: sorts by time, unique per run."""
+    started = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{started}-{secrets.token_hex(3)}"
 
 
 @dataclass
@@ -30,6 +45,9 @@ class StreamTally:
     # properties nothing writes, by property: counted, shown in the summary.
     statuses: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)
+    # A few keys per status (conflict, adopted…), for the summary: a person can look them up
+    # in the run report instead of reading one log line per record.
+    samples: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
@@ -55,6 +73,8 @@ class RunReport:
         self.ceiling_per_minute = ceiling_per_minute
         self.progress_every = progress_every
         self.started = time.monotonic()
+        self.run_id = new_run_id()  # on every report and dead-letter line of the run
+        self.meaningful_seconds = MEANINGFUL_SECONDS
         self._last_progress = self.started
         self._lock = threading.Lock()
         self._file = None
@@ -81,11 +101,16 @@ class RunReport:
             tally.last_at = now
             setattr(tally, action, getattr(tally, action) + 1)
             tally.statuses.update(status)
+            for one in status:
+                kept = tally.samples.setdefault(one, [])
+                if len(kept) < SAMPLES:
+                    kept.append(key)
             if self.path is not None:
                 if self._file is None:
                     self._file = open_jsonl(self.path)
                 line: dict[str, Any] = {
                     "at": self._at(),
+                    "run": self.run_id,
                     "stream": stream,
                     "key": key,
                     "id": destination_id,
@@ -121,6 +146,8 @@ class RunReport:
             return self.tallies[stream].statuses[status] if stream in self.tallies else 0
 
     def _rate(self, records: int, seconds: float) -> str:
+        if seconds < self.meaningful_seconds:
+            return f"too short ({seconds:.1f}s) for a rate"
         per_minute = records / seconds * 60 if seconds > 0 else 0.0
         share = per_minute / self.ceiling_per_minute * 100 if self.ceiling_per_minute else 0.0
         return f"{per_minute:,.0f} records/min ({share:.0f}% of the API ceiling)"
@@ -147,7 +174,10 @@ class RunReport:
                 # Deletions and skips only when there were some: most runs have none.
                 rare = f"{t.deleted} deleted, " if t.deleted else ""
                 rare += f"{t.skipped} skipped, " if t.skipped else ""
-                rare += "".join(f"{n} {s}, " for s, n in sorted(t.statuses.items()))
+                rare += "".join(
+                    f"{n} {s} ({_keys(t.samples.get(s, []), n)}), "
+                    for s, n in sorted(t.statuses.items())
+                )
                 lines.append(
                     f"Stream '{stream}': {t.records} records, {t.created} created, "
                     f"{t.updated} updated, {rare}{t.failed} failed, in {seconds:.1f}s, "
@@ -157,9 +187,18 @@ class RunReport:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+        if lines:
+            self.logger.info("Run %s: summary per stream", self.run_id)
         for line in lines:
             self.logger.info("%s", line)
         return lines
+
+
+def _keys(samples: list[Any], count: int) -> str:
+    shown = ", ".join(str(k) for k in samples)
+    return (
+        f"key {shown}" if count == 1 else f"keys {shown}" + (", …" if count > len(samples) else "")
+    )
 
 
 def _ignored(counts: Counter[str]) -> str:

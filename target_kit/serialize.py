@@ -38,7 +38,7 @@ def jsonable(value: Any) -> Any:
         return int(value) if whole else float(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
+            value = value.replace(tzinfo=dt.timezone.utc)
         return value.isoformat()
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()

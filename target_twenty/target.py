@@ -1,6 +1,6 @@
 """`target-twenty`: batched upserts of any Singer stream into Twenty CRM.
 
-Every record is upserted on a stable id, whatever the SDK's `load_method` says; a record the tap
+Every record is upserted on a stable id (`load_method` admits `upsert` only); a record the tap
 marks deleted (`_sdc_deleted_at`) soft-deletes its Twenty record (`process_deletes`), and nothing
 else is ever deleted. Built on `target_kit.PipelinedTarget` (several batches in flight, STATE per
 acknowledged batch, dead letters, run report). What is Twenty's own is here and in the sibling
@@ -17,7 +17,13 @@ from typing import Any
 
 from singer_sdk import typing as th
 
+from target_kit.cli import PlainSettingErrors
+from target_kit.configtest import MeltanoConfigTest
+from target_kit.deadletter import dead_letter_setting
 from target_kit.http import ApiError, ConfigError
+from target_kit.plan import DRY_RUN_SETTING, DryRun, scratch_copy
+from target_kit.replay import DeadLetterReplay
+from target_kit.settings import SettingsFromText
 from target_kit.target import COMMON_SETTINGS, PipelinedTarget
 from target_twenty.client import MAX_BATCH, TwentyClient
 from target_twenty.held import Held, HeldRecords, Parent
@@ -25,6 +31,7 @@ from target_twenty.ids import IdStore
 from target_twenty.mapping import Reference, StreamMapping
 from target_twenty.metadata import TwentyObject, Workspace
 from target_twenty.ownership import WITH_DELETED, Ownership
+from target_twenty.plan import PlanClient
 from target_twenty.sinks import TwentySink
 
 EXPRESSION = th.ObjectType(
@@ -115,10 +122,19 @@ SETTINGS = th.PropertiesList(
         description="Twenty's address: the cloud API or your self-hosted server.",
     ),
     th.Property(
-        "batch_size",
+        "batch_size_rows",
         th.IntegerType(minimum=1, maximum=MAX_BATCH),
         default=MAX_BATCH,
-        description="Records per API call, at most 60 (Twenty's limit).",
+        description="Records per API call, at most 60 (Twenty's limit). The SDK's setting of "
+        "that name; `batch_size`, its name before, is still read.",
+    ),
+    th.Property(
+        "load_method",
+        th.StringType(allowed_values=["upsert"]),
+        default="upsert",
+        description="Always upsert: each record updates the row its key was written to, or "
+        "creates it. Appending would duplicate a customer on every re-sent record, and "
+        "overwriting would delete rows people made in Twenty, so neither is offered.",
     ),
     th.Property(
         "max_requests_per_window",
@@ -233,15 +249,28 @@ SETTINGS = th.PropertiesList(
         "100 calls a minute takes 2 when a call lasts a second; 8 also absorbs slow calls and "
         "pauses in the tap's output. The rate limit is respected regardless.",
     ),
+    DRY_RUN_SETTING,
     # The shared settings, but for Twenty's own `max_in_flight` default above.
-    *(p for name, p in COMMON_SETTINGS.wrapped.items() if name != "max_in_flight"),
+    *(
+        dead_letter_setting("target-twenty") if name == "dead_letter_path" else p
+        for name, p in COMMON_SETTINGS.wrapped.items()
+        if name != "max_in_flight"
+    ),
 )
 
 
-class TargetTwenty(PipelinedTarget):
+class TargetTwenty(
+    PlainSettingErrors,
+    SettingsFromText,
+    MeltanoConfigTest,
+    DryRun,
+    DeadLetterReplay,
+    PipelinedTarget,
+):
     """Upserts any Singer stream into Twenty CRM, linked, at the rate ceiling, no duplicates."""
 
     name = "target-twenty"
+    package_name = "okki-crm-sync"  # the distribution that ships it (its version in --about)
     config_jsonschema = SETTINGS.to_dict()
     default_sink_class = TwentySink
 
@@ -249,27 +278,25 @@ class TargetTwenty(PipelinedTarget):
         super().__init__(*args, **kwargs)
         cfg = self.config
         base_url = self.checked_base_url("https://api.twenty.com")
-        self.batch_size = int(cfg.get("batch_size", MAX_BATCH))
+        self.batch_size = _batch_size(cfg)
         window = float(cfg.get("rate_limit_window_seconds", 60))
         per_window = int(cfg.get("max_requests_per_window", 100))
-        self.client = TwentyClient(
-            base_url,
-            cfg["api_key"],
-            per_window,
-            window,
-            pool_size=int(cfg.get("max_in_flight", 8)) + 2,
-            on_limit=self._set_ceiling,
-            max_retry_after=self.max_retry_after,
+        client_args = (base_url, cfg["api_key"], per_window, window)
+        client_options: dict[str, Any] = {
+            "pool_size": int(cfg.get("max_in_flight", 8)) + 2,
+            "on_limit": self._set_ceiling,
+            "max_retry_after": self.max_retry_after,
+        }
+        self.client = (
+            PlanClient(*client_args, changes=self.changes, **client_options)
+            if self.dry_run
+            else TwentyClient(*client_args, **client_options)
         )
         self._set_ceiling(per_window)
-        if cfg.get("load_method") == "overwrite":
-            self.logger.warning(
-                "load_method 'overwrite' is not supported: records are upserted and rows that "
-                "are not in the stream stay in Twenty."
-            )
+        id_map = Path(cfg.get("id_map_path") or "output/target-twenty/ids.sqlite3")
+        # A plan works on a copy of the id map: what it notes was never written.
         self.ids = IdStore(
-            Path(cfg.get("id_map_path") or "output/target-twenty/ids.sqlite3"),
-            str(cfg.get("id_namespace", "")),
+            scratch_copy(id_map) if self.dry_run else id_map, str(cfg.get("id_namespace", ""))
         )
         self._workspace: Workspace | None = None
         self._mappings: dict[str, StreamMapping] = {}
@@ -298,6 +325,28 @@ class TargetTwenty(PipelinedTarget):
     def _set_ceiling(self, per_window: int) -> None:
         window = float(self.config.get("rate_limit_window_seconds", 60))
         self.report.ceiling_per_minute = per_window * self.batch_size * 60 / window
+        self.report.meaningful_seconds = window  # a rate over less can outrun the ceiling
+
+    def check_destination(self) -> list[str]:
+        """`meltano config test`: the key, the workspace's metadata, every mapping."""
+        try:
+            workspace = self.workspace
+        except ApiError as exc:
+            raise ConfigError(f"Reading Twenty's metadata failed: {exc}") from None
+        lines = [
+            f"the API key reads the metadata of {self.client.api.base_url}: "
+            f"{len(workspace.objects)} objects"
+        ]
+        for stream, mapping in sorted(self._mappings.items()):
+            lines.append(
+                f"stream '{stream}' → {mapping.object.plural}: mapping checked"
+                + (
+                    f"; fields to create on the first run: {sorted(mapping.missing)}"
+                    if mapping.missing
+                    else ""
+                )
+            )
+        return lines
 
     # Workspace and mappings ---------------------------------------------------------------
     @property
@@ -495,6 +544,19 @@ class TargetTwenty(PipelinedTarget):
                 self.client.api.retries,
                 self.client.api.throttled,
             )
+
+
+def _batch_size(config: Any) -> int:
+    """`batch_size_rows`, or `batch_size` (its name before) when only that is set."""
+    old = config.get("batch_size")
+    if old is not None and config.get("batch_size_rows") in (None, MAX_BATCH):
+        if not isinstance(old, int) or not 1 <= old <= MAX_BATCH:
+            raise ConfigError(
+                f"Setting 'batch_size' (now 'batch_size_rows') must be 1 to {MAX_BATCH}, "
+                f"got {old!r}."
+            )
+        return old
+    return int(config.get("batch_size_rows") or MAX_BATCH)
 
 
 def _label(name: str) -> str:

@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from target_kit.bounds import DOUBLE_MAX, shown, within
+from target_kit.isotime import fromisoformat
 from target_kit.serialize import jsonable
 from target_twenty.metadata import TwentyField
 
@@ -140,10 +141,10 @@ def _date_time(f: TwentyField, value: Any, path: str) -> str:
     if isinstance(value, dt.datetime):
         return jsonable(value)
     if isinstance(value, dt.date):
-        return dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC).isoformat()
+        return dt.datetime.combine(value, dt.time(), tzinfo=dt.timezone.utc).isoformat()
     if isinstance(value, str):
         try:
-            return jsonable(dt.datetime.fromisoformat(value.strip()))
+            return jsonable(fromisoformat(value.strip()))
         except ValueError:
             pass
     raise BadValue(f"{path} expects an ISO 8601 date-time, got {show(value)}")

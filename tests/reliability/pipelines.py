@@ -233,7 +233,7 @@ def assert_state_consistent(saved: dict[str, Any], read_started: float) -> None:
     """Meltano's saved state (completed and partial) bookmarks nothing later than the moment
     the run that saved it started reading OKKI (`read_started`, epoch seconds; OKKI's clock
     has whole seconds), and keeps no progress markers."""
-    latest = dt.datetime.fromtimestamp(read_started + 1, dt.UTC)
+    latest = dt.datetime.fromtimestamp(read_started + 1, dt.timezone.utc)
     for part in ("completed", "partial"):
         singer_state = (saved.get(part) or {}).get("singer_state") or {}
         for stream, bookmark in bookmarks(singer_state).items():

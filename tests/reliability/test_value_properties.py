@@ -35,7 +35,9 @@ from target_twenty.values import BadValue, canonical_domain, canonical_email, co
 FIXED_ZONES = [ZoneInfo(name) for name in ("Asia/Shanghai", "UTC", "Asia/Kolkata", "Asia/Tokyo")]
 ANY_ZONES = [*FIXED_ZONES, ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")]
 moments = st.datetimes(
-    min_value=dt.datetime(1992, 1, 1), max_value=dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)
+    min_value=dt.datetime(1992, 1, 1),
+    max_value=dt.datetime(2100, 1, 1),
+    timezones=st.just(dt.timezone.utc),
 ).map(lambda m: m.replace(microsecond=0))
 
 
@@ -241,9 +243,9 @@ def test_twenty_date_times_are_never_naive_and_aware_ones_keep_their_instant(
     assert parsed.utcoffset() is not None
     # (Compared in UTC: Python never finds a time in a DST fold equal to one in another zone.)
     if moment.utcoffset() is not None:
-        assert parsed.astimezone(dt.UTC) == moment.astimezone(dt.UTC)
+        assert parsed.astimezone(dt.timezone.utc) == moment.astimezone(dt.timezone.utc)
     else:
-        assert parsed == moment.replace(tzinfo=dt.UTC)  # zone-less means UTC (documented)
+        assert parsed == moment.replace(tzinfo=dt.timezone.utc)  # zone-less means UTC (documented)
 
 
 # Jiandaoyun widget values (target_jiandaoyun/values.py) -------------------------------------------

@@ -158,7 +158,7 @@ def utc(text: str | None) -> str | None:
     moment = dt.datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))  # Asia/Shanghai
-    moment = moment.astimezone(dt.UTC)
+    moment = moment.astimezone(dt.timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

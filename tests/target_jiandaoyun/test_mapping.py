@@ -199,7 +199,10 @@ def test_a_computed_field_writes_its_expression_and_none_leaves_the_field_empty(
 def test_a_computed_field_sees_dates_as_iso_text_as_in_target_twenty() -> None:
     fields = {"label": {"widget": "客户名称", "expression": "'since ' + first + ' / ' + at"}}
     mapping = resolve("customers", {"app_id": "a", "entry_id": "c", "fields": fields}, FORM)
-    record = {"first": dt.date(2026, 3, 1), "at": dt.datetime(2026, 2, 1, 9, 30, tzinfo=dt.UTC)}
+    record = {
+        "first": dt.date(2026, 3, 1),
+        "at": dt.datetime(2026, 2, 1, 9, 30, tzinfo=dt.timezone.utc),
+    }
 
     assert mapping.row(record) == {
         "_widget_1000000000001": {"value": "since 2026-03-01 / 2026-02-01T09:30:00+00:00"}

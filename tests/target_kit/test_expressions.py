@@ -32,7 +32,7 @@ def test_dates_and_times_are_the_iso_text_the_tap_sent_by_name_and_through_recor
     # What the SDK makes of "2026-03-01", "2026-02-01T09:30:00+00:00" and "09:30:00".
     record = {
         "day": dt.date(2026, 3, 1),
-        "at": dt.datetime(2026, 2, 1, 9, 30, tzinfo=dt.UTC),
+        "at": dt.datetime(2026, 2, 1, 9, 30, tzinfo=dt.timezone.utc),
         "time": dt.time(9, 30),
         "amount": Decimal("1.5"),
     }

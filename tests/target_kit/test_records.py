@@ -143,7 +143,7 @@ def test_date_time_properties_are_parsed_and_unknown_fields_warned_about_as_in_t
     tz8 = dt.timezone(dt.timedelta(hours=8))
     assert kept[0] == {"id": 1, "seen": dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=tz8), "name": "a"}
     assert kept[1] == {"id": 2, "seen": None}
-    assert kept[3]["seen"] == dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
+    assert kept[3]["seen"] == dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
     warnings = [
         r.getMessage() for r in caplog.records if "No schema for record field" in r.getMessage()
     ]

@@ -160,7 +160,7 @@ def test_expressions_see_dates_and_date_times_as_iso_text(workspace: Workspace) 
     record = {
         "opportunity_id": 1,
         "account_date": dt.date(2026, 3, 1),
-        "create_time": dt.datetime(2026, 2, 1, 9, 30, tzinfo=dt.UTC),
+        "create_time": dt.datetime(2026, 2, 1, 9, 30, tzinfo=dt.timezone.utc),
     }
 
     assert opportunities.payload(record) == {"name": "2026-03-01 / 2026-02-01T09:30:00+00:00"}
@@ -340,7 +340,7 @@ def test_okki_records_load_with_computed_values_and_records_they_fail_on_are_dea
     assert deals["Deal 21"]["amount"] == {"amountMicros": 12_000_350_000, "currencyCode": "USD"}
     assert deals["Deal 21"]["stage"] == "CUSTOMER"
     assert dt.datetime.fromisoformat(deals["Deal 21"]["closeDate"]) == dt.datetime(
-        2026, 2, 28, 16, tzinfo=dt.UTC
+        2026, 2, 28, 16, tzinfo=dt.timezone.utc
     )
     assert deals["Deal 21"]["pointOfContactId"] == people["Li Lei"]["id"]
     assert (deals["Deal 22"]["stage"], deals["Deal 23"]["stage"]) == ("NEW", "PROPOSAL")

@@ -185,7 +185,12 @@ def test_two_contacts_sharing_one_email_stay_two_people_and_the_conflict_is_repo
         }
     ]
     assert "status" not in lines["c-1"]
-    assert "'people': 9 records, 9 created, 0 updated, 1 conflict, 0 failed" in run.stderr
+    # The summary names the conflicting record (issue 17: samples and counts per stream).
+    conflicted = next(k for k, line in lines.items() if "conflict" in line.get("status", []))
+    assert (
+        f"'people': 9 records, 9 created, 0 updated, 1 conflict (key {conflicted}), 0 failed"
+        in run.stderr
+    )
     assert run.stderr.count("emails.primaryEmail 'person.1@example.com' is held by") == 1
 
 

@@ -1,4 +1,4 @@
-"""Local emulators of the OKKI, Twenty and Jiandaoyun APIs (see ../shared/api/*.md, "Contract")."""
+"""Local emulators of the OKKI, Twenty and Jiandaoyun APIs (see docs/api/*.md)."""
 
 import importlib.util
 

@@ -1,5 +1,6 @@
-"""The Jiandaoyun v5 API as the target uses it: seven endpoints, paced and retried (contract §8–9;
-docs/api/jiandaoyun.md).
+"""The Jiandaoyun v5 API as the target uses it: seven endpoints, paced and retried.
+
+Limits and errors: docs/api/jiandaoyun.md §8–9.
 
 Every endpoint has its own rate limit (batch_create 10/s, data/update and data/delete 20/s each,
 reads 30/s, the two directory lists 10/s) and all calls of a company share 50/s; each endpoint
@@ -26,15 +27,18 @@ LIST = "app/entry/data/list"
 BATCH_CREATE = "app/entry/data/batch_create"
 UPDATE = "app/entry/data/update"
 DELETE = "app/entry/data/delete"
-DEPARTMENTS = "corp/department/list"  # the company directory (docs/api/jiandaoyun.md §10)
+DEPARTMENTS = "corp/department/list"  # the company directory (§10)
 MEMBERS = "corp/department/user/list"
 ROOT_DEPARTMENT = 1  # the company itself: listing under it with has_child lists everything
 
-BATCH_ROWS = 100  # batch_create's limit (contract §3.1)
-IN_VALUES = 200  # the `in` filter's limit (contract §5.2)
-PAGE_ROWS = 100  # data/list's page limit (contract §5.1)
+BATCH_ROWS = 100  # batch_create's limit (§3.1)
+IN_VALUES = 200  # the `in` filter's limit (§5.2)
+PAGE_ROWS = 100  # data/list's page limit (§5.1)
 
-THROTTLED = {8303, 8304}  # company / endpoint rate limit: wait at least 1 s (contract §8)
+THROTTLED = {
+    8303,
+    8304,
+}  # company / endpoint rate limit: wait at least 1 s (§8)
 TRANSIENT = {4012, 9004, 9007, 17027}  # form busy, queue/lock failures, file upload failed
 NO_SUCH_ROW = 4001  # "data does not exist"
 # Codes that stop the run, with what the user should check.
@@ -65,7 +69,7 @@ BURST = 10  # requests one pacing window holds at most
 
 @dataclass(frozen=True)
 class Rates:
-    """Requests per second (contract §8); lower them when other integrations share the key."""
+    """Requests per second (§8); lower them when other integrations share the key."""
 
     batch: float = 10
     single_write: float = 20
@@ -141,7 +145,7 @@ def classify(response: Answer) -> Outcome:
             code=status,
             message=f"no such endpoint at this address: check the 'base_url' setting ({status})",
         )
-    # Any other code concerns this request's content (contract §9: "any other code" is not
+    # Any other code concerns this request's content (§9: "any other code" is not
     # worth retrying): the caller splits the batch to find and dead-letter the culprit rows.
     return Outcome("reject", code=code if code is not None else status, message=message)
 

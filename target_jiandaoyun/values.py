@@ -1,4 +1,6 @@
-"""Source values → the value a Jiandaoyun widget accepts, by widget type (contract §7).
+"""Source values → the value a Jiandaoyun widget accepts, by widget type.
+
+Value formats: docs/api/jiandaoyun.md §7.
 
 Jiandaoyun does not refuse a value of the wrong type: it saves it as empty. So every value is
 converted here, and one that cannot be converted *exactly* raises `ValueRejected`; its record
@@ -32,7 +34,7 @@ from target_kit.bounds import MAX_DIGITS, digits, shown, within
 from target_kit.isotime import fromisoformat
 from target_kit.serialize import jsonable
 
-# Widgets the API refuses to write (contract §7.2); mapping a field to one is a setting error.
+# Widgets the API refuses to write (§7.2); mapping a field to one is a setting error.
 NOT_WRITABLE = frozenset({"sn", "linkdata", "signature", "aggregation"})
 # Widgets whose values must be in the company directory, or among the widget's options.
 MEMBER_TYPES = frozenset({"user", "usergroup"})
@@ -266,7 +268,7 @@ def convert(widget_type: str, value: Any, tz: dt.tzinfo | None = None) -> Any:
 # Carrying a stored value over -----------------------------------------------------------------
 def rewrite(widget_type: str, stored: Any) -> Any:
     """The write value that keeps `stored` (as data/list reads it) as it is; None when it is
-    empty or cannot be written back (docs/api/jiandaoyun.md §7.4). For subform columns that an
+    empty or cannot be written back (§7.4). For subform columns that an
     update would otherwise empty (§6.5)."""
     if stored in EMPTY_READS:
         return None

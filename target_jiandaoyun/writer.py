@@ -1,6 +1,6 @@
 """Writing converted rows into one form: batch_create under a transaction_id, upsert by key.
 
-batch_create (contract §3–4)
+batch_create (docs/api/jiandaoyun.md §3–4)
     At most 100 rows per call, each call under a `transaction_id` of its own: a random UUID,
     drawn for each batch. A re-send of that same batch (a retry after a lost answer, or after a
     partial failure: `success_count` below the number of rows) carries the same id, which

@@ -1,6 +1,6 @@
 """`PipelinedTarget`: the SDK Target with per-batch checkpoints, dead letters and a run report.
 
-What it changes in the SDK's behaviour (see ../shared/singer-notes.md §1b):
+What it changes in the behaviour of singer-sdk's `Target` (0.54):
 - STATE is written by the `Checkpointer` as soon as every record received before it is written
   or dead-lettered, instead of once per `drain_all` (every 5 minutes or at the end);
 - sinks are drained one at a time on the main thread (`max_parallelism = 1`): the parallelism

@@ -2,7 +2,7 @@
 
 Pacing is proactive and shared by every request (100 calls per 60 s and 100 per second, as
 documented, or less when the server announces less in `X-RateLimit-Limit`). How each answer is
-handled (contract §9):
+handled (docs/api/twenty.md §9):
 
 - 429: everybody waits `Retry-After`, else the body's `retryAfterSeconds`, else (the older
   "Limit reached" form has neither) an exponential backoff from one second;
@@ -27,8 +27,8 @@ from target_kit.transport import Answer
 
 logger = logging.getLogger("target_twenty")
 
-MAX_BATCH = 60  # records per batch call (contract §2.1)
-MAX_PAGE = 200  # rows per find-many page (contract §3.1)
+MAX_BATCH = 60  # records per batch call (§2)
+MAX_PAGE = 200  # rows per find-many page (§3)
 
 
 class _Upserted(msgspec.Struct):
@@ -165,7 +165,7 @@ class TwentyClient:
 
     # Endpoints ------------------------------------------------------------------------------
     def objects(self) -> list[dict[str, Any]]:
-        """Every object of the workspace, with its fields (contract §6)."""
+        """Every object of the workspace, with its fields (§6)."""
         objects: list[dict[str, Any]] = []
         params: dict[str, Any] = {"limit": 1000}
         while True:
@@ -220,7 +220,7 @@ class TwentyClient:
         return found
 
     def find(self, plural: str, filter_text: str) -> list[dict[str, Any]]:
-        """Every row of `plural` matching `filter_text`, page after page (contract §3)."""
+        """Every row of `plural` matching `filter_text`, page after page (§3)."""
         rows: list[dict[str, Any]] = []
         params: dict[str, Any] = {"filter": filter_text, "limit": MAX_PAGE}
         while True:
@@ -235,7 +235,7 @@ class TwentyClient:
             params["starting_after"] = info["endCursor"]
 
     def update(self, plural: str, twenty_id: str, values: dict[str, Any]) -> bool:
-        """Change some fields of one live row (contract §4); False when it is not live (404)."""
+        """Change some fields of one live row (§4); False when it is not live (404)."""
         try:
             self.api.send(
                 "PATCH",
@@ -251,7 +251,7 @@ class TwentyClient:
         return True
 
     def create_field(self, definition: dict[str, Any]) -> dict[str, Any]:
-        """Add a custom field to an object (contract §6.5); the new field's metadata."""
+        """Add a custom field to an object (§6); the new field's metadata."""
         body = self.api.send(
             "POST",
             "/rest/metadata/fields",

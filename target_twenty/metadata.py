@@ -1,6 +1,6 @@
 """The workspace's objects and the fields a client may write, from `GET /rest/metadata/objects`.
 
-Standard and custom objects look the same here. What is left out, per the API contract (§6.4):
+Standard and custom objects look the same here. What is left out (docs/api/twenty.md §6):
 system objects, inactive and system fields, search vectors, v1 rich text, the ONE_TO_MANY side
 of relations, and fields only the server sets (`createdAt`, `createdBy`…). A MANY_TO_ONE
 relation is written under its join column (`companyId`), so that is its key here.
@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# Set by the server only (contract §7.4).
+# Set by the server only (§7).
 READ_ONLY = frozenset({"createdAt", "updatedAt", "deletedAt", "createdBy", "updatedBy"})
 SKIPPED_TYPES = frozenset({"TS_VECTOR", "RICH_TEXT", "POSITION", "ACTOR"})
 
-# Sub-fields of the composite types (contract §7), and the one a unique composite is
+# Sub-fields of the composite types (§7), and the one a unique composite is
 # compared on (upstream `isIncludedInUniqueConstraint`).
 COMPOSITES: dict[str, tuple[str, ...]] = {
     "LINKS": ("primaryLinkUrl", "primaryLinkLabel", "secondaryLinks"),

@@ -145,3 +145,27 @@ def test_the_environment_running_the_tests_is_the_lock() -> None:
         except metadata.PackageNotFoundError:
             continue  # the benchmarks' extras, not installed for the tests
         assert installed == pinned, f"{name} {installed} installed, {pinned} locked: make install"
+
+
+def test_code_cites_only_documents_of_the_repository() -> None:
+    """API facts the code relies on live in docs/api/; no line points outside the repository."""
+    outside = re.compile(r"\.\./shared|shared/api|singer-notes\.md|INVARIANTS\.md|\bcontract §")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for folder in (
+            "tap_okki",
+            "target_twenty",
+            "target_jiandaoyun",
+            "target_kit",
+            "crm_sandbox",
+        )
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if outside.search(line)
+    ]
+    assert not offenders, offenders
+    cited = {path.name for path in (ROOT / "docs" / "api").glob("*.md")}
+    for folder in ("tap_okki", "target_twenty", "target_jiandaoyun", "target_kit", "crm_sandbox"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for name in re.findall(r"docs/api/([a-z]+\.md)", path.read_text(encoding="utf-8")):
+                assert name in cited, f"{path.relative_to(ROOT)} cites docs/api/{name}"

@@ -1,13 +1,15 @@
-"""Form definitions: the widget lists `widget/list` answers (contract §2), and the demo forms.
+"""Form definitions: the widget lists `widget/list` answers, and the demo forms.
+
+Widget lists as docs/api/jiandaoyun.md §2 describes them.
 
 A form file has the shape `{"<app_id>": {"<entry_id>": {"name": "…", "widgets": [...]}}}`, the
 widgets exactly as `widget/list` returns them. `widgetName` may be left out when `name` is the
 widget id itself. Beside the documented keys a widget may carry `"required": true` (the form
 marks it required; the API does not enforce it) and, on an option widget, `"options"`: the
 option texts it offers (values outside them are saved empty). Both are our choices where the
-vendor's pages are silent: see docs/api/jiandaoyun.md §2.
+vendor's pages are silent: see §2.
 
-Widget types are those of contract §7 plus the non-writable sn, linkdata, signature and
+Widget types are those of §7 plus the non-writable sn, linkdata, signature and
 aggregation; others (image, upload, usergroup, …) are refused, as is a subform
 inside a subform.
 """
@@ -28,7 +30,7 @@ from crm_sandbox.jiandaoyun.values import (
 )
 
 WIDGET_ID = re.compile(r"_widget_\d{13}")
-# Returned by widget/list beside the widgets, as in contract §2.1. Rows carry the first three
+# Returned by widget/list beside the widgets, as in §2.1. Rows carry the first three
 # (store.py); flowState belongs to workflow forms, which the sandbox does not run.
 SYS_WIDGETS = [{"name": n} for n in ("creator", "createTime", "updateTime", "flowState")]
 
@@ -131,7 +133,7 @@ def _w(widget_id: int, label: str, kind: str, alias: str | None = None, **more: 
     return {"name": alias or name, "widgetName": name, "label": label, "type": kind, **more}
 
 
-# The demo customer form has every widget type of contract §7, plus the read-only ones.
+# The demo customer form has every widget type of §7, plus the read-only ones.
 LEVELS = ["A 级", "B 级", "C 级"]
 SOURCES = ["展会", "官网", "转介绍", "Cold call"]
 INDUSTRIES = ["制造", "零售", "IT", "医疗", "教育"]

@@ -1,4 +1,4 @@
-"""Rate limits (contract §8): one bucket per endpoint, one for the whole company.
+"""Rate limits (docs/api/jiandaoyun.md §8): one bucket per endpoint, one for the whole company.
 
 A bucket of `rate` holds `rate` calls and refills `rate` per second (divided by the time
 scale), so a client that never sends more than `rate` calls in any one-second window is never
@@ -21,7 +21,7 @@ DEFAULT_RATES = {
     "batch_rate": 10,
     "single_rate": 20,
     "read_rate": 30,
-    "directory_rate": 10,  # the two directory lists (docs/api/jiandaoyun.md §10)
+    "directory_rate": 10,  # the two directory lists (§10)
     "company_rate": 50,
 }
 

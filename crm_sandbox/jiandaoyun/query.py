@@ -1,4 +1,4 @@
-"""`data/list` filters (contract §5.1, §5.2), applied to rows in read shape.
+"""`data/list` filters (docs/api/jiandaoyun.md §5.1, §5.2), applied to rows in read shape.
 
 `{"rel": "and"|"or", "cond": [{"field", "type", "method", "value": [...]}]}`. Methods: `eq`,
 `ne`, `in`, `nin` (at most 200 values), `empty`, `not_empty`, and `range` (`[low, high]`, either

@@ -1,4 +1,4 @@
-"""The rows of every form, and the batch transactions (contract §3–§6).
+"""The rows of every form, and the batch transactions (docs/api/jiandaoyun.md §3–§6).
 
 Rows are stored by widget id (`widgetName`), so renaming an alias keeps the data, and read by
 `name`. Row ids are 24 hex digits, increasing in creation order, so ascending `_id` is

@@ -1,4 +1,6 @@
-"""Written values (contract §7): unwrap `{"value": …}`, check the type, store the read shape.
+"""Written values: unwrap `{"value": …}`, check the type, store the read shape.
+
+The rules are those of docs/api/jiandaoyun.md §7.
 
 What counts as valid, per widget type (anything else is saved as the type's empty value and
 reported as an `Issue`, never rejected, as upstream does):

@@ -1,4 +1,4 @@
-"""Twenty's error answers: `{"statusCode", "error", "messages"}` (contract §1.4)."""
+"""Twenty's error answers: `{"statusCode", "error", "messages"}` (docs/api/twenty.md §1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `filter` query parameter of find-many (§3.4).
+"""The `filter` query parameter of find-many (docs/api/twenty.md §3).
 
     filter     := expression ("," expression)*          commas mean AND
     expression := ("and" | "or" | "not") "(" filter ")" | condition

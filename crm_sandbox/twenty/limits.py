@@ -1,4 +1,6 @@
-"""Rate limits per API key (§8): two token buckets, 100 calls per 60 s and 100 per second.
+"""Rate limits per API key: two token buckets, 100 calls per 60 s and 100 per second.
+
+As docs/api/twenty.md §8 describes them.
 
 One token per call, whatever its record count; a refused call costs nothing. Knobs, in
 `Knobs.extra` and read at every call:

@@ -113,8 +113,10 @@ class TwentySandbox(Sandbox):
     # Authentication and rate limits -------------------------------------------------------------
 
     def _endpoint(self, handler: Handler, throttled: bool = True) -> Handler:
-        """`handler` behind authentication and, for record calls, the rate limit (§8; metadata
-        writes are not throttled like record calls, §6.5)."""
+        """`handler` behind authentication and, for record calls, the rate limit.
+
+        docs/api/twenty.md §8; metadata writes are not throttled like record calls (§6).
+        """
 
         async def endpoint(request: Request) -> Response:
             try:
@@ -230,7 +232,7 @@ class TwentySandbox(Sandbox):
         return _metadata_page("fields", fields)
 
     async def _create_field(self, request: Request) -> Response:
-        """`POST /rest/metadata/fields` (§6.5): a custom field on the object `objectMetadataId`
+        """`POST /rest/metadata/fields` (§6): a custom field on the object `objectMetadataId`
         names; 403 when the key may not change the data model (knob `metadata_writes`)."""
         if not self.knobs.extra["metadata_writes"]:
             raise ApiError(403, "This API key's role may not change the data model.")
@@ -284,7 +286,7 @@ def _upsert(request: Request) -> bool:
 
 
 def _limit(raw: str | None) -> int:
-    """Rows per page; more than 200 is clamped by the store, not refused (§3.1)."""
+    """Rows per page; more than 200 is clamped by the store, not refused (§3)."""
     if raw is None:
         return DEFAULT_LIMIT
     if not raw.isdigit():

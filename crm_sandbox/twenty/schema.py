@@ -1,4 +1,6 @@
-"""Workspace metadata: the objects and fields `GET /rest/metadata/objects` describes (§6, §7).
+"""Workspace metadata: the objects and fields `GET /rest/metadata/objects` describes.
+
+As in docs/api/twenty.md §6 and §7.
 
 Objects and fields are plain dataclasses. The standard workspace holds company, person and
 opportunity with the upstream field set (including a deprecated, inactive field each and the
@@ -192,7 +194,7 @@ class ObjectType:
         return {key: f for key, f in self.columns().items() if not f.read_only}
 
     def unique_fields(self) -> list[Field]:
-        """`id` and every active unique field: the keys upsert matches on (§2.4)."""
+        """`id` and every active unique field: the keys upsert matches on (§2)."""
         return [f for f in self.columns().values() if f.unique or f.name == "id"]
 
 

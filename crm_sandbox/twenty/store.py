@@ -1,5 +1,5 @@
-"""Stored records and the write rules: batch create / upsert (§2), find (§3), update (§4),
-soft delete (§5).
+"""Stored records and the write rules (docs/api/twenty.md): batch create / upsert (§2), find (§3),
+update (§4), soft delete (§5).
 
 Rows are dicts keyed like the API (a relation under its join column, `companyId`) and are never
 removed: a delete sets `deletedAt`. A write is checked in full before anything is stored, so a
@@ -24,8 +24,8 @@ from crm_sandbox.twenty.schema import COMPOSITES, DEMO_MEMBER, Field, ObjectType
 from crm_sandbox.twenty.values import UUID_RE, check_record, default_value, unique_key
 from crm_sandbox.twenty.workspace import Workspace
 
-MAX_BATCH = 60  # records per batch call (§2.1)
-MAX_PAGE = 200  # rows per find-many page (§3.1)
+MAX_BATCH = 60  # records per batch call (docs/api/twenty.md §2)
+MAX_PAGE = 200  # rows per find-many page (§3)
 # Who the server records as the author of API writes (upstream names the API key).
 API_ACTOR = {"source": "API", "workspaceMemberId": None, "name": "API key", "context": {}}
 
@@ -34,7 +34,7 @@ API_ACTOR = {"source": "API", "workspaceMemberId": None, "name": "API key", "con
 class Table:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # id → row, insertion order
     seq: dict[str, int] = field(default_factory=dict)  # id → insertion number (paging order)
-    # Unique field → normalised key → id; soft-deleted rows keep their keys (§2.4).
+    # Unique field → normalised key → id; soft-deleted rows keep their keys (§2).
     keys: dict[str, dict[Any, str]] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)  # created / updated / deleted
 
@@ -104,7 +104,7 @@ class Store:
         return plans
 
     def _matched_row(self, obj: ObjectType, values: dict[str, Any], upsert: bool) -> str | None:
-        """The stored row a record's keys point at (§2.3, §2.4); a 400 when that is not allowed."""
+        """The stored row a record's keys point at (§2); a 400 when that is not allowed."""
         found = self._matches(obj, values)
         if found and not upsert:
             row_id, (path, key) = next(iter(found.items()))

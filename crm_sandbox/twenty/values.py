@@ -1,4 +1,4 @@
-"""Checking and normalising written values, field type by field type (§2.4, §2.6, §7.4).
+"""Checking and normalising written values, field type by field type (docs/api/twenty.md §2).
 
 Every problem raises a 400 naming the object, the field (and sub-field) and the value, e.g.
 `Invalid value for company.employees (NUMBER): expected a number, got "120".` Emails are
@@ -256,7 +256,7 @@ def _object_list(value: Any, keys: tuple[str, ...]) -> list[dict[str, str]]:
 
 
 def normalise_url(url: str) -> str:
-    """Lower-case the origin and drop trailing slashes; never add a scheme (§2.4)."""
+    """Lower-case the origin and drop trailing slashes; never add a scheme (§2)."""
     scheme, separator, rest = url.partition("://")
     if not separator:
         scheme, rest = "", url

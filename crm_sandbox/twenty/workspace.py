@@ -1,4 +1,4 @@
-"""The workspace's objects, standard and custom (§6.2).
+"""The workspace's objects, standard and custom (docs/api/twenty.md §6).
 
 Custom fields and objects come from the sandbox's control routes, with bodies shaped like
 upstream's metadata API:

@@ -1,4 +1,4 @@
-"""The Twenty emulator against its contract (shared/api/twenty.md, "Contract"), over real HTTP.
+"""The Twenty emulator against its contract (docs/api/twenty.md), over real HTTP.
 
 One test per numbered rule (`test_<section>_<rule>_…`), then the emulator's own knobs and
 control routes. Each test starts from an empty workspace with fresh rate buckets and the

@@ -18,7 +18,7 @@ NOW = T0 + dt.timedelta(days=30)  # the window's end, in the past of every chang
 
 
 class FakeOkkiList:
-    """Rows {"id", "t"}; each fetch filters and sorts afresh, like OKKI (okki.md §5.4).
+    """Rows {"id", "t"}; each fetch filters and sorts afresh, like OKKI (docs/api/okki.md §5).
 
     `before_fetch(n)` runs before the n-th fetch (1-based) and may change the rows.
     """

@@ -20,7 +20,7 @@ from tests.target_jiandaoyun.conftest import (
     state,
 )
 
-# Answers the contract says to retry (§9), each given once to a batch_create.
+# Answers the contract says to retry (docs/api/jiandaoyun.md §9), each given once to a batch_create.
 RETRIED = [
     {"code": 8303},  # company rate limit
     {"code": 8304},  # endpoint rate limit
@@ -31,7 +31,11 @@ RETRIED = [
     {"code": 0, "status": 429},  # too many concurrent requests
     {"code": 0, "status": 502},  # gateway error
 ]
-LIMITS = {"batch_create": 10, "data/update": 20, "data/list": 30}  # per second (contract §8)
+LIMITS = {
+    "batch_create": 10,
+    "data/update": 20,
+    "data/list": 30,
+}  # per second (§8)
 COMPANY = 50
 
 

@@ -16,6 +16,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from crm_sandbox.control import RunningSandbox
 from tests.reliability.pipelines import (
     FORM,
@@ -26,6 +28,7 @@ from tests.reliability.pipelines import (
     TIME_SCALE,
     TOKEN_PATTERNS,
     TWENTY_API_KEY,
+    start_secret_sandbox,
 )
 
 BIN = Path(sys.executable).parent
@@ -217,3 +220,24 @@ def assert_nothing_silently_dropped(
     keys = {m["record"].get("company_id") for m in before if m.get("type") == "RECORD"}
     lettered = {letter["key"] for letter in run.dead_letters}
     assert keys <= held_keys(sandbox, target) | lettered
+
+
+def sandbox_fixture(seed: int) -> Any:
+    """A module's `sandbox` fixture: the secret-checking emulators with one company of `seed`."""
+
+    @pytest.fixture(scope="module")
+    def sandbox() -> Any:
+        running = start_secret_sandbox(companies=1, seed=seed)
+        yield running
+        running.stop()
+
+    return sandbox
+
+
+def run_target(
+    sandbox: RunningSandbox, target: str, lines: list[str], tmp_path: Path, **settings: Any
+) -> PluginRun:
+    """`target` over `lines` with the sandbox's settings and `settings`; no secret in its output."""
+    outcome = run_plugin(target, config(sandbox, target, tmp_path, **settings), lines, tmp_path)
+    assert outcome.leaked_secrets() == []
+    return outcome

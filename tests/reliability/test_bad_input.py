@@ -9,7 +9,6 @@ more depth, RELIABILITY.md names it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from tests.reliability.pipelines import (
     FORM,
     JIANDAOYUN_API_KEY,
     TWENTY_API_KEY,
-    start_secret_sandbox,
 )
 from tests.reliability.plugins import (
     COMPANY_SCHEMA,
@@ -32,31 +30,21 @@ from tests.reliability.plugins import (
     held_keys,
     lines_of,
     run_plugin,
+    run_target,
+    sandbox_fixture,
     state,
 )
 
 HUGE = 2_000_000  # characters: neither API documents a limit
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[RunningSandbox]:
-    running = start_secret_sandbox(companies=1, seed=1)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def empty(sandbox: RunningSandbox) -> RunningSandbox:
-    sandbox.twenty.reset()
-    sandbox.jiandaoyun.reset()
-    return sandbox
+sandbox = sandbox_fixture(seed=1)
 
 
 def run(
     sandbox: RunningSandbox, target: str, lines: list[str], tmp_path: Path, **settings: Any
 ) -> PluginRun:
-    outcome = run_plugin(target, config(sandbox, target, tmp_path, **settings), lines, tmp_path)
-    assert outcome.leaked_secrets() == []
+    outcome = run_target(sandbox, target, lines, tmp_path, **settings)
     assert "DEBUG" in outcome.stderr  # the scenario really ran with debug logging
     return outcome
 

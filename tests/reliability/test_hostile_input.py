@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 
 from crm_sandbox.control import RunningSandbox
-from tests.reliability.pipelines import start_secret_sandbox
-from tests.reliability.plugins import (
+from tests.reliability.plugins import (  # noqa: F401 (empty is a fixture)
     COMPANY_SCHEMA,
     TARGETS,
     PluginRun,
@@ -29,30 +28,15 @@ from tests.reliability.plugins import (
     held_keys,
     lines_of,
     run_plugin,
+    run_target,
+    sandbox_fixture,
     state,
 )
 
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[RunningSandbox]:
-    running = start_secret_sandbox(companies=1, seed=4)
-    yield running
-    running.stop()
+sandbox = sandbox_fixture(seed=4)
 
 
-@pytest.fixture
-def empty(sandbox: RunningSandbox) -> RunningSandbox:
-    sandbox.twenty.reset()
-    sandbox.jiandaoyun.reset()
-    return sandbox
-
-
-def run(
-    sandbox: RunningSandbox, target: str, lines: list[str], tmp_path: Path, **settings: Any
-) -> PluginRun:
-    outcome = run_plugin(target, config(sandbox, target, tmp_path, **settings), lines, tmp_path)
-    assert outcome.leaked_secrets() == []
-    return outcome
+run = run_target
 
 
 def schema_with(name_schema: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -17,30 +17,19 @@ from pathlib import Path
 import pytest
 
 from crm_sandbox.control import RunningSandbox
-from tests.reliability.pipelines import start_secret_sandbox
-from tests.reliability.plugins import (
+from tests.reliability.plugins import (  # noqa: F401 (empty is a fixture)
     COMPANY_SCHEMA,
     TARGETS,
     company,
     config,
     lines_of,
     run_plugin,
+    run_target,
+    sandbox_fixture,
     state,
 )
 
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[RunningSandbox]:
-    running = start_secret_sandbox(companies=1, seed=5)
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def empty(sandbox: RunningSandbox) -> RunningSandbox:
-    sandbox.twenty.reset()
-    sandbox.jiandaoyun.reset()
-    return sandbox
+sandbox = sandbox_fixture(seed=5)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from target_twenty.client import MAX_BATCH, quoted
+from target_twenty.client import MAX_BATCH, WITH_DELETED, quoted
 from target_twenty.identity import (
     SECONDARY,
     Candidate,
@@ -30,16 +30,14 @@ from target_twenty.identity import (
 from target_twenty.ids import Holder, stable_id
 
 if TYPE_CHECKING:
+    from target_twenty.entries import Entry
     from target_twenty.mapping import StreamMapping
-    from target_twenty.sinks import Entry
     from target_twenty.target import TargetTwenty
 
 logger = logging.getLogger("target_twenty")
 
 # Longest filter sent in one read: real servers cap the request line (8 KB behind nginx).
 MAX_FILTER = 3500  # before URL encoding; see docs/api/twenty.md
-# Twenty lists soft-deleted rows when the filter names deletedAt; an upsert matches them too.
-WITH_DELETED = "or(deletedAt[is]:NULL,deletedAt[is]:NOT_NULL)"
 
 
 class Ownership:

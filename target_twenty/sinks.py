@@ -24,64 +24,34 @@ owns, its children following their rule (`removal.py`). A child that references 
 target deleted leaves that link as it is (Twenty refuses a link to a deleted record) and says
 so in the run report.
 
-Parents before children (`batch_needs`): a batch waits for in-flight batches writing the
+Parents before children (`parents.py`): a batch waits for in-flight batches writing the
 parents it references, and a parent still buffered in its sink is sent first. A child whose
 parent has not come at all yet, and is not in Twenty (one lookup per batch), is held back until
-the parent is sent, then follows it (`target_twenty.held`); at the end of the input, children
-still waiting are sent anyway, and handled by `on_missing_parent` if their parent is still not
-in Twenty.
+the parent is sent, then follows it; at the end of the input, children still waiting are sent
+anyway, and handled by `on_missing_parent` if their parent is still not in Twenty.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from target_kit.http import ConfigError, RejectedError
 from target_kit.sink import PipelinedSink, is_deleted
 from target_twenty.client import MAX_BATCH
-from target_twenty.held import Held, Parent
+from target_twenty.entries import Entry, Item
 from target_twenty.identity import Plan
 from target_twenty.ids import content_key, key_text, stable_id
 from target_twenty.mapping import SLOT
 from target_twenty.ownership import Ownership
+from target_twenty.parents import Held, Parent
 from target_twenty.removal import Removal
 from target_twenty.values import BadValue
 
 if TYPE_CHECKING:
     from target_twenty.mapping import Reference, StreamMapping
     from target_twenty.target import TargetTwenty
-
-
-@dataclass
-class Item:
-    """One source record on its way to Twenty."""
-
-    record: dict[str, Any]
-    key: str | None  # Singer key as text; None for streams without key properties
-    payload: dict[str, Any] = field(default_factory=dict)
-    parents: dict[str, str | None] = field(default_factory=dict)  # join column → parent key
-    id: str = ""
-    note: str | None = None  # for the run report
-    status: list[str] = field(default_factory=list)
-    links: dict[str, str | None] = field(default_factory=dict)  # junction column → parent id
-
-
-@dataclass
-class Entry:
-    """One record of a request: the last of the items sharing its id, merged."""
-
-    id: str
-    body: dict[str, Any]
-    items: list[Item]
-    plan: Plan | None = None  # what identity planning decided (`ownership.py`)
-    planned_from: Entry | None = None  # the entry before planning (its own id and body)
-
-    @property
-    def key(self) -> str | None:
-        return self.items[-1].key
 
 
 class TwentySink(PipelinedSink):
@@ -110,7 +80,6 @@ class TwentySink(PipelinedSink):
                 f"Stream '{self.stream_name}' has no key properties, so the records of other "
                 "streams cannot reference it (setting 'mappings.<stream>.references')."
             )
-        self._buffered: set[str] = set()  # keys of parents waiting for a full batch
         if not self.key_properties:
             self.logger.warning(
                 "Stream '%s' has no key properties: each record's id is derived from its "
@@ -151,95 +120,59 @@ class TwentySink(PipelinedSink):
         if self.is_parent and not record.get("__rejected__"):
             key = self.key_text(record)
             if key is not None:
-                self._buffered.add(key)
+                self.target.parent_order.buffered(self, key)
         super().process_record(record, context)
 
     def process_batch(self, context: dict) -> None:
-        self._buffered.clear()
+        order = self.target.parent_order
+        order.batch_taken(self)
         records = context.get("records", [])
         if not records:
             return
-        self._send_parents_first(self._parent_keys(records))
-        waits = self._waits(records)
-        ready = [r for r, w in zip(records, waits, strict=True) if not w]
-        ticket = self.submit(ready, len(records), held=len(records) - len(ready))
-        self.target.hold(
-            Held(self, r, ticket, self._key(r), w) for r, w in zip(records, waits, strict=True) if w
+        keys = [self._key(r) for r in records]
+        parents = [self._parents_of(r) for r in records]  # once per batch
+        order.send_buffered_first(self, (p for found in parents for p in found))
+        waits = order.waits(list(zip(keys, parents, strict=True)), self._found_in_twenty)
+        now = [n for n, waiting in enumerate(waits) if not waiting]
+        ready = [records[n] for n in now]
+        needs = list(dict.fromkeys(p for n in now for p in parents[n]))
+        ticket = self.submit(ready, len(records), held=len(records) - len(ready), needs=needs)
+        order.hold(
+            Held(self, records[n], ticket, keys[n], waiting)
+            for n, waiting in enumerate(waits)
+            if waiting
         )
         self._sent(ready)
 
     def resend(self, entries: list[Held]) -> None:
         """Send held records: their parent came, or they waited long enough."""
         records = [e.record for e in entries]
-        self.submit(records, 0, settles=[e.ticket for e in entries])
+        needs = list(dict.fromkeys(p for r in records for p in self._parents_of(r)))
+        self.target.parent_order.send_buffered_first(self, needs)
+        self.submit(records, 0, settles=[e.ticket for e in entries], needs=needs)
         self._sent(records)
 
     def _sent(self, records: list[dict]) -> None:
         """Records went to be written: children waiting for them may follow now."""
         if self.is_parent and records:
             keys = [k for k in map(self.key_text, records) if k is not None]
-            self.target.ids.mark_arrived(self.stream_name, keys)
-            self.target.parents_sent([(self.stream_name, k) for k in keys])
+            self.target.parent_order.sent(self.stream_name, keys)
 
     def _key(self, record: dict) -> Parent | None:
         key = self.key_text(record)
         return (self.stream_name, key) if key is not None else None
 
-    def _waits(self, records: list[dict]) -> list[set[Parent]]:
-        """For each record, the parents it must wait for (none: it can be written now).
-
-        A parent is waited for when it has not come in this run and is not in Twenty. A record
-        also waits for whatever an earlier held version of it waits for: it must not overtake it.
-        """
-        missing: set[Parent] = set()
-        for stream, keys in self._parent_keys(records).items():
-            keys -= self.target.ids.arrived(stream, keys)
-            waited = {k for k in keys if self.target.held.expects((stream, k))}
-            unknown = keys - waited
-            if unknown:  # one request for the batch (none for parents sent in this run)
-                twenty_ids, present, deleted = self._parents_in_twenty(stream, unknown)
-                known = present | deleted
-                waited |= {k for k in unknown if twenty_ids[k] not in known}
-            missing |= {(stream, k) for k in waited}
-        if not missing and not len(self.target.held):
-            return [set() for _ in records]  # nothing to wait for: the common case
-        waits: list[set[Parent]] = []
-        held_here: dict[Parent, set[Parent]] = {}  # records of this batch held so far
-        for record in records:
-            parents = {(r.stream, k) for r, k in self._references(record)} & missing
-            key = self._key(record)
-            if key is not None:
-                earlier = self.target.held.latest(key)
-                parents |= held_here.get(key) or (earlier.waiting if earlier else set())
-                if parents:
-                    held_here[key] = parents
-            waits.append(parents)
-        return waits
-
-    def _references(self, record: dict) -> list[tuple[Reference, str]]:
-        """The parents a record links to: (reference, parent key)."""
+    def _parents_of(self, record: dict) -> list[Parent]:
+        """The parent records a record links to, as (stream, key)."""
         if not self.mapping.references or (self.process_deletes and is_deleted(record)):
             return []  # a deletion links nothing
         keys = self.mapping.parent_keys(record)
-        return [(self.mapping.reference_of(s), k) for s, k in keys.items() if k is not None]
+        return [(self.mapping.reference_of(s).stream, k) for s, k in keys.items() if k is not None]
 
-    def _parent_keys(self, records: list[dict]) -> dict[str, set[str]]:
-        """Parent stream → the keys `records` reference."""
-        keys: dict[str, set[str]] = {}
-        for record in records:
-            for ref, key in self._references(record):
-                keys.setdefault(ref.stream, set()).add(key)
-        return keys
-
-    def _send_parents_first(self, parents: dict[str, set[str]]) -> None:
-        """Parents still buffered in their sink are sent now, before their children."""
-        for stream, keys in parents.items():
-            for sink in self.target.sinks_of(stream):
-                if sink is not self and keys & sink._buffered:
-                    self.logger.debug(
-                        "Sending buffered '%s' records before '%s'.", stream, self.stream_name
-                    )
-                    self.target.drain_one(sink)
+    def _found_in_twenty(self, stream: str, keys: set[str]) -> set[str]:
+        """Those of `keys` whose `stream` record is in Twenty (or was deleted there)."""
+        twenty_ids, present, deleted = self._parents_in_twenty(stream, keys)
+        return {k for k in keys if twenty_ids[k] in present | deleted}
 
     def batch_keys(self, records: list[dict]) -> list[Hashable]:
         """Its records' keys, and the unique values they write or hold now: two batches that
@@ -254,12 +187,6 @@ class TwentySink(PipelinedSink):
             for values in self.target.ids.held_by(scope, self.stream_name, keys).values():
                 held += [("unique", scope, *v) for v in values]
         return held
-
-    def batch_needs(self, records: list[dict]) -> list[Hashable]:
-        """The parents' keys; a parent still buffered in its sink is sent now, first."""
-        parents = self._parent_keys(records)
-        self._send_parents_first(parents)
-        return [(stream, k) for stream, keys in parents.items() for k in keys]
 
     def batch_clears(self, records: list[dict]) -> list[Hashable]:
         """The keys this batch may take links away from: records deleted (their children
@@ -382,11 +309,11 @@ class TwentySink(PipelinedSink):
         dropped = set()
         for n, (ref, slot, key) in orphans.items():
             reason = self._orphan_reason(ref, key)
-            if rule == "load_unlinked" and not self.target.ids.arrived(ref.stream, [key]):
+            if rule == "load_unlinked" and not self.target.parent_order.arrived(ref.stream, [key]):
                 (items[n].links if ref.via_junction else items[n].payload)[slot] = None
                 items[n].note = f"{reason}; loaded without the link (on_missing_parent)"
                 items[n].status.append("unlinked")
-            elif rule == "skip" and not self.target.ids.arrived(ref.stream, [key]):
+            elif rule == "skip" and not self.target.parent_order.arrived(ref.stream, [key]):
                 self.skip(items[n].record, f"{reason} (on_missing_parent: skip)")
                 dropped.add(n)
             else:
@@ -396,9 +323,9 @@ class TwentySink(PipelinedSink):
 
     def _orphan_reason(self, ref: Reference, key: str) -> str:
         missing = f"{ref.key}: the '{ref.stream}' record with key {key} is not in Twenty"
-        if self.target.ids.arrived(ref.stream, [key]):
+        if self.target.parent_order.arrived(ref.stream, [key]):
             return f"{missing}: it came in this run but was not written (see its dead letter)"
-        self.target.held.count_orphan(self.stream_name)
+        self.target.parent_order.count_orphan(self.stream_name)
         return (
             f"{missing} and did not come in this run (a record waits for its parent until the "
             "end of the input, checkpoint_seconds once a STATE waits for it, or until more than "

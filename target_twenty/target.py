@@ -11,7 +11,6 @@ aliases.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,12 @@ from target_kit.plan import DRY_RUN_SETTING, DryRun, scratch_copy
 from target_kit.replay import DeadLetterReplay
 from target_kit.settings import SettingsFromText
 from target_kit.target import COMMON_SETTINGS, PipelinedTarget
-from target_twenty.client import MAX_BATCH, TwentyClient
-from target_twenty.held import Held, HeldRecords, Parent
+from target_twenty.client import MAX_BATCH, WITH_DELETED, TwentyClient
 from target_twenty.ids import IdStore
 from target_twenty.mapping import Reference, StreamMapping
 from target_twenty.metadata import TwentyObject, Workspace
-from target_twenty.ownership import WITH_DELETED, Ownership
+from target_twenty.ownership import Ownership
+from target_twenty.parents import ParentOrder
 from target_twenty.plan import PlanClient
 from target_twenty.sinks import TwentySink
 
@@ -310,14 +309,19 @@ class TargetTwenty(
             ]
             if isinstance(ref, dict)
         }
-        self.held = HeldRecords()
-        self.max_held = int(cfg.get("max_held_records", 10000))
-        self._overflow_logged = False
         self.on_unique_conflict = str(cfg.get("on_unique_conflict") or "keep_apart")
         self.adopted_rows = str(cfg.get("adopted_rows") or "fill_empty")
         self.delete_adopted_rows = bool(cfg.get("delete_adopted_rows", False))
         self.on_missing_parent = str(cfg.get("on_missing_parent") or "dead_letter")
         self.create_missing_fields = bool(cfg.get("create_missing_fields", False))
+        self.parent_order = ParentOrder(
+            self.ids,
+            self.drain_one,
+            max_held=int(cfg.get("max_held_records", 10000)),
+            batch_size=self.batch_size,
+            on_missing_parent=self.on_missing_parent,
+            logger=self.logger,
+        )
         self.conflicts_said = 0  # unique-value conflicts warned about (the first 20 are)
         self._empty: dict[str, bool] = {}  # object id → it held no row when the run began
         self._empty_lock = threading.Lock()
@@ -441,79 +445,15 @@ class TargetTwenty(
     def ownership_of(self, mapping: StreamMapping) -> Ownership:
         return Ownership(self, mapping)
 
-    def sinks_of(self, stream: str) -> list[TwentySink]:
-        """The sink of `stream`, and older ones a schema change retired but not drained yet."""
-        sinks = [s for s in self._sinks_to_clear if s.stream_name == stream]
-        active = self._sinks_active.get(stream)
-        return [*sinks, active] if active is not None else sinks
-
-    # Children that came before their parent (main thread) -------------------------------
-    def hold(self, entries: Iterable[Held]) -> None:
-        for entry in entries:
-            self.held.add(entry)
-        excess = len(self.held) - self.max_held
-        if excess > 0:
-            if not self._overflow_logged:
-                self._overflow_logged = True
-                self.logger.warning(
-                    "More than max_held_records=%d records wait for their parent: the oldest "
-                    "are sent now, and dead-lettered if their parent is not in Twenty.",
-                    self.max_held,
-                )
-            # A batch's worth at once, not one lookup per record from here on.
-            self._resend(self.held.oldest(max(excess, self.batch_size)))
-
-    def parents_sent(self, parents: list[Parent]) -> None:
-        self._resend(self.held.arrived(parents))
-
-    def _resend(self, entries: list[Held]) -> None:
-        by_sink: dict[TwentySink, list[Held]] = {}
-        for entry in entries:
-            by_sink.setdefault(entry.sink, []).append(entry)
-        for sink, held in by_sink.items():
-            for start in range(0, len(held), sink.max_size):
-                sink.resend(held[start : start + sink.max_size])
-
+    # Children that came before their parent (`parents.py`) --------------------------------
     def checkpoint_overdue(self, seconds: float) -> None:
-        """A STATE has waited `seconds`. Records held that long are not left waiting for a
-        parent that may never come: a parent still buffered in its sink is sent (they follow
-        it); those whose parents are neither buffered nor held themselves are sent now, and
-        their batch applies `on_missing_parent` to a parent still missing. A parent that is
-        held waits its own turn, and its children follow it."""
-        stale = self.held.held_longer_than(seconds)
-        if not stale:
-            return
-        for sink in {self._buffering(p) for e in stale for p in e.waiting} - {None}:
-            self.drain_one(sink)  # the parents go; their children are released after them
-        ready = [
-            e
-            for e in self.held.held_longer_than(seconds)
-            if not any(self._buffering(p) or self.held.latest(p) for p in e.waiting)
-        ]
-        if not ready:
-            return
-        self.logger.warning(
-            "%d record(s) waited %ss (checkpoint_seconds) for a parent that has not come: sent "
-            "now, so STATE can move on (on_missing_parent: %s).",
-            len(ready),
-            format(seconds, "g"),
-            self.on_missing_parent,
-        )
-        self._resend(self.held.take(ready))
-
-    def _buffering(self, parent: Parent) -> TwentySink | None:
-        """The sink holding `parent` in its buffer (not sent yet), if any."""
-        stream, key = parent
-        return next((s for s in self.sinks_of(stream) if key in s._buffered), None)
+        self.parent_order.checkpoint_overdue(seconds)
 
     def held_back(self) -> int:
-        return len(self.held)
+        return len(self.parent_order)
 
     def end_of_input(self) -> None:
-        # Parents that never came: send their children anyway (their batch looks the parent up
-        # in Twenty once more). A child of a held record goes once that record is sent.
-        while len(self.held):
-            self._resend(self.held.unblocked() or self.held.oldest(len(self.held)))
+        self.parent_order.end_of_input()
 
     # End of run ---------------------------------------------------------------------------
     def _finish(self, raise_failures: bool) -> None:
@@ -523,15 +463,7 @@ class TargetTwenty(
             super()._finish(raise_failures)
         finally:
             self.ids.close()
-            for stream, held, released, orphans in self.held.summary():
-                self.logger.info(
-                    "Stream '%s': %d record(s) came before their parent and waited for it; "
-                    "%d followed it once it came, %d dead-lettered because it never did.",
-                    stream,
-                    held,
-                    released,
-                    orphans,
-                )
+            self.parent_order.log_summary()
             if self.conflicts_said > 20:
                 self.logger.warning(
                     "%d unique-value conflicts in all (the first 20 are above); each is in the "

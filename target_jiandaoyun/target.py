@@ -7,11 +7,9 @@ the target starts, then, once per form, every widget the `forms` setting names (
 
 from __future__ import annotations
 
-import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from singer_sdk import typing as th
 
@@ -24,6 +22,7 @@ from target_jiandaoyun.values import DEPARTMENT_TYPES, MEMBER_TYPES
 from target_jiandaoyun.writer import FormWriter
 from target_kit.cli import PlainSettingErrors
 from target_kit.configtest import MeltanoConfigTest
+from target_kit.datetimes import DEFAULT_TIMEZONE_SETTING, default_timezone
 from target_kit.deadletter import dead_letter_setting
 from target_kit.http import ApiError, ConfigError
 from target_kit.plan import DRY_RUN_SETTING, DryRun
@@ -170,12 +169,7 @@ SETTINGS = th.PropertiesList(
         default=False,
         description="Start the form's workflow for rows created by the target.",
     ),
-    th.Property(
-        "default_timezone",
-        th.StringType,
-        description="IANA time zone (e.g. Asia/Shanghai) in which datetimes and dates without "
-        "a time zone are read. Unset: such values are dead-lettered, not guessed.",
-    ),
+    DEFAULT_TIMEZONE_SETTING,
     th.Property(
         "process_deletes",
         th.BooleanType,
@@ -297,7 +291,7 @@ class TargetJiandaoyun(
         super().__init__(*args, **kwargs)
         config = self.config
         self.base_url = self.checked_base_url("https://api.jiandaoyun.com")
-        self.timezone = _timezone(config.get("default_timezone"))
+        self.timezone = default_timezone(config.get("default_timezone"))
         self.form_specs = _form_specs(config.get("forms"))
         self.append_only = config.get("load_method") == "append-only"
         if config.get("load_method") == "upsert":
@@ -467,18 +461,6 @@ class TargetJiandaoyun(
                     counts["retries"],
                     counts["throttled"],
                 )
-
-
-def _timezone(name: str | None) -> dt.tzinfo | None:
-    if not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"Setting 'default_timezone' is {name!r}, not an IANA time zone such as "
-            "'Asia/Shanghai' or 'UTC'."
-        ) from None
 
 
 def _form_specs(forms: Any) -> dict[str, dict[str, Any]]:

@@ -55,6 +55,7 @@ message arrives (it must have every property a mapping reads).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -135,6 +136,7 @@ class StreamMapping:
         missing: dict[str, Any] | None = None,
         junction: Junction | None = None,
         create_when: Expression | None = None,
+        timezone: dt.tzinfo | None = None,
     ) -> None:
         self.stream = stream
         self.object = obj
@@ -146,6 +148,7 @@ class StreamMapping:
         self.missing = missing or {}
         self.junction = junction
         self.create_when = create_when
+        self.timezone = timezone  # `default_timezone`: how datetimes without an offset are read
 
     def _copy(self, fields: list[FieldMap] | None) -> StreamMapping:
         return StreamMapping(
@@ -157,6 +160,7 @@ class StreamMapping:
             None,
             self.junction,
             self.create_when,
+            self.timezone,
         )
 
     # Settings -----------------------------------------------------------------------------
@@ -168,6 +172,7 @@ class StreamMapping:
         workspace: Workspace,
         mappings: dict,
         create_missing: bool = False,
+        timezone: dt.tzinfo | None = None,
     ) -> StreamMapping:
         where = f"mappings.{stream}"
         try:
@@ -218,7 +223,15 @@ class StreamMapping:
             except ExpressionError as exc:
                 raise ConfigError(f"Setting '{where}.create_when': {exc}.") from None
         return cls(
-            stream, obj, fields, references, source_key_field, missing, junction, create_when
+            stream,
+            obj,
+            fields,
+            references,
+            source_key_field,
+            missing,
+            junction,
+            create_when,
+            timezone,
         )
 
     def with_created_fields(self) -> StreamMapping:
@@ -317,8 +330,7 @@ class StreamMapping:
             self._put(body, fm, path, record)
         return body
 
-    @staticmethod
-    def _put(body: dict[str, Any], fm: FieldMap, path: str, record: dict[str, Any]) -> None:
+    def _put(self, body: dict[str, Any], fm: FieldMap, path: str, record: dict[str, Any]) -> None:
         if not presence.carried(record, fm.source, fm.expression):
             return  # absent is not null: an update leaves the field alone
         if fm.expression is None:
@@ -329,7 +341,7 @@ class StreamMapping:
             except ExpressionError as exc:
                 raise BadValue(f"{path}: {exc}") from None
         if fm.sub is None:
-            body[fm.field.key] = convert(fm.field, value, path)
+            body[fm.field.key] = convert(fm.field, value, path, self.timezone)
         else:
             body.setdefault(fm.field.key, {})[fm.sub] = convert_sub(fm.field, fm.sub, value, path)
 

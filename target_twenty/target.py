@@ -18,6 +18,7 @@ from singer_sdk import typing as th
 
 from target_kit.cli import PlainSettingErrors
 from target_kit.configtest import MeltanoConfigTest
+from target_kit.datetimes import DEFAULT_TIMEZONE_SETTING, default_timezone
 from target_kit.deadletter import dead_letter_setting
 from target_kit.http import ApiError, ConfigError
 from target_kit.plan import DRY_RUN_SETTING, DryRun, scratch_copy
@@ -248,6 +249,7 @@ SETTINGS = th.PropertiesList(
         "100 calls a minute takes 2 when a call lasts a second; 8 also absorbs slow calls and "
         "pauses in the tap's output. The rate limit is respected regardless.",
     ),
+    DEFAULT_TIMEZONE_SETTING,
     DRY_RUN_SETTING,
     # The shared settings, but for Twenty's own `max_in_flight` default above.
     *(
@@ -314,6 +316,7 @@ class TargetTwenty(
         self.delete_adopted_rows = bool(cfg.get("delete_adopted_rows", False))
         self.on_missing_parent = str(cfg.get("on_missing_parent") or "dead_letter")
         self.create_missing_fields = bool(cfg.get("create_missing_fields", False))
+        self.timezone = default_timezone(cfg.get("default_timezone"))
         self.parent_order = ParentOrder(
             self.ids,
             self.drain_one,
@@ -361,7 +364,12 @@ class TargetTwenty(
             settings = self.config.get("mappings") or {}
             for stream, spec in settings.items():
                 self._mappings[stream] = StreamMapping.from_settings(
-                    stream, spec or {}, self._workspace, settings, self.create_missing_fields
+                    stream,
+                    spec or {},
+                    self._workspace,
+                    settings,
+                    self.create_missing_fields,
+                    self.timezone,
                 )
             for stream in self.parent_streams - set(settings):
                 self.mapping(stream)  # a parent loaded with the default mapping: check it too
@@ -372,7 +380,7 @@ class TargetTwenty(
         workspace = self.workspace
         if stream not in self._mappings:
             self._mappings[stream] = StreamMapping.from_settings(
-                stream, {}, workspace, self.config.get("mappings") or {}
+                stream, {}, workspace, self.config.get("mappings") or {}, timezone=self.timezone
             )
         return self._mappings[stream]
 

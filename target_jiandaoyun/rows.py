@@ -32,7 +32,8 @@ from target_jiandaoyun.values import (
 )
 
 if TYPE_CHECKING:
-    from target_jiandaoyun.mapping import FieldMapping, StreamMapping, Widget
+    from target_jiandaoyun.mapping import FieldMapping, StreamMapping
+    from target_jiandaoyun.metadata import Widget
 
 SKIP_FIELD, DEAD_LETTER = "skip_field", "dead_letter"  # the on_unknown_* settings
 SKIP = object()  # a value left out of its row

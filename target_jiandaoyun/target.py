@@ -15,7 +15,8 @@ from singer_sdk import typing as th
 
 from target_jiandaoyun.client import BATCH_ROWS, JiandaoyunApi, Rates
 from target_jiandaoyun.directory import Directory
-from target_jiandaoyun.mapping import Form, MappingError, Policy, StreamMapping, resolve
+from target_jiandaoyun.mapping import MappingError, Policy, StreamMapping, resolve
+from target_jiandaoyun.metadata import Form
 from target_jiandaoyun.plan import PlanApi
 from target_jiandaoyun.sinks import JiandaoyunSink
 from target_jiandaoyun.values import DEPARTMENT_TYPES, MEMBER_TYPES

@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 
 from target_jiandaoyun.directory import Directory, Unknown
-from target_jiandaoyun.mapping import Form, MappingError, Policy, StreamMapping, resolve
+from target_jiandaoyun.mapping import MappingError, Policy, StreamMapping, resolve
+from target_jiandaoyun.metadata import Form
 from target_jiandaoyun.values import ValueRejected
 
 WIDGETS = {

@@ -76,8 +76,8 @@ class Ownership:
         planner = Planner(
             self.obj,
             Rows(self.obj, rows, self.source_key_field, owners),
-            self.target.on_unique_conflict,  # type: ignore[arg-type]
-            self.target.adopted_rows,  # type: ignore[arg-type]
+            self.target.settings.on_unique_conflict,  # type: ignore[arg-type]
+            self.target.settings.adopted_rows,  # type: ignore[arg-type]
             self.source_key_field,
         )
         # Every entry is planned, read or not: an earlier record of the batch may claim its

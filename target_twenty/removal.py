@@ -115,7 +115,7 @@ class Removal:
                 "its row is also another record's (merged by a unique value): unlinked from "
                 "this record, not deleted",
             )
-        if not is_source_row(row["id"]) and not self.target.delete_adopted_rows:
+        if not is_source_row(row["id"]) and not self.target.settings.delete_adopted_rows:
             return (
                 ["adopted"],
                 "its row was made in Twenty and adopted: unlinked from this record and kept "

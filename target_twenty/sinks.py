@@ -103,8 +103,8 @@ class TwentySink(PipelinedSink):
 
     @property
     def max_size(self) -> int:
-        # `batch_size_rows` may lower the batch, never raise it over what one call takes.
-        return min(self.batch_size_rows or self.target.batch_size, self.target.batch_size)
+        # `batch_size_rows` (at most what one call takes, its schema says), or `batch_size`.
+        return self.target.settings.batch_size
 
     @functools.cached_property
     def _key_names(self) -> tuple[str, ...]:
@@ -305,7 +305,7 @@ class TwentySink(PipelinedSink):
                         )
                     else:
                         orphans.setdefault(n, (ref, slot, key))
-        rule = self.target.on_missing_parent
+        rule = self.target.settings.on_missing_parent
         dropped = set()
         for n, (ref, slot, key) in orphans.items():
             reason = self._orphan_reason(ref, key)
@@ -395,7 +395,7 @@ class TwentySink(PipelinedSink):
                         "keep_apart": "written as its own row without it",
                         "merge": "merged into that row",
                         "dead_letter": "dead-lettered",
-                    }[self.target.on_unique_conflict],
+                    }[self.target.settings.on_unique_conflict],
                 )
             self.target.conflicts_said += 1
 

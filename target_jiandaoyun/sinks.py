@@ -164,7 +164,9 @@ class JiandaoyunSink(PipelinedSink):
             skips.append(skipped)
         if not rows:
             return
-        upsert = self.mapping.key is not None and not self.target.append_only  # load_method
+        upsert = (
+            self.mapping.key is not None and self.target.settings.load_method != "append-only"
+        )  # load_method
         results = self.writer.write(rows, keys if upsert else None)
         self._report(ready, results, skips)
 

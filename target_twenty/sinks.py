@@ -9,15 +9,7 @@ The live records of a batch, on a worker thread (`write_records`):
    vain: see below); links through a junction object are kept for after the write;
 3. each record gets its id (alias, else the stable id); records with the same id are merged,
    the last one winning; `create_when` keeps records it says no to from creating rows;
-4. identity planning (`identity.py`, `ownership.py`): a unique value another record's row
-   holds is a conflict (`on_unique_conflict`), a row made in Twenty holding it is adopted
-   (`adopted_rows`);
-5. the call; a 400 is split in halves until the refused record is alone, and that record is
-   dead-lettered with the server's message while the others load (a unique value taken since
-   the id map looked is planned once more from a fresh read first);
-6. the id map learns aliases, holders and conflicts; values a record gave up go to the record
-   waiting for them; junction rows follow (`links`); children a written parent no longer lists
-   follow `on_parent_delete`; every record goes to the run report.
+4. the writer (`writer.py`) plans identities, sends, and notes what was written.
 
 A record marked deleted (`_sdc_deleted_at`, see `target_kit.sink`) deletes what its key alone
 owns, its children following their rule (`removal.py`). A child that references a parent the
@@ -37,17 +29,16 @@ import functools
 from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from target_kit.http import ConfigError, RejectedError
+from target_kit.http import ConfigError
 from target_kit.sink import PipelinedSink, is_deleted
 from target_twenty.client import MAX_BATCH
 from target_twenty.entries import Entry, Item
-from target_twenty.identity import Plan
 from target_twenty.ids import content_key, key_text, stable_id
-from target_twenty.mapping import SLOT
 from target_twenty.ownership import Ownership
 from target_twenty.parents import Held, Parent
 from target_twenty.removal import Removal
 from target_twenty.values import BadValue
+from target_twenty.writer import ObjectWriter
 
 if TYPE_CHECKING:
     from target_twenty.mapping import Reference, StreamMapping
@@ -75,6 +66,16 @@ class TwentySink(PipelinedSink):
             ref for _, ref in self.target.dependants(self.stream_name) if ref.listed_in_parent
         ]
         self.is_parent = self.stream_name in self.target.parent_streams
+        self.writer = ObjectWriter(
+            self.target,
+            self.mapping,
+            self.ownership,
+            self.listings,
+            keep_ids=self.is_parent,
+            fail=self._fail,
+            key_of=self.key_of,
+            logger=self.logger,
+        )
         if self.is_parent and not self.key_properties:
             raise ConfigError(
                 f"Stream '{self.stream_name}' has no key properties, so the records of other "
@@ -202,10 +203,7 @@ class TwentySink(PipelinedSink):
         items = [item for item in map(self._prepare, records) if item is not None]
         items = self._resolve_parents(items)
         entries = self._merge(self._assign_ids(items))
-        entries = self._updates_only_where_rows_exist(entries)
-        entries = self._planned(entries)
-        if entries:
-            self._send(entries)
+        self.writer.write(self._updates_only_where_rows_exist(entries))
 
     def _updates_only_where_rows_exist(self, entries: list[Entry]) -> list[Entry]:
         """Records `create_when` says not to create are written only if their row exists."""
@@ -358,186 +356,5 @@ class TwentySink(PipelinedSink):
                 entry.items.append(item)
         return list(entries.values())
 
-    def _planned(self, entries: list[Entry], force_read: bool = False) -> list[Entry]:
-        """Entries as identity planning decided (`identity.py`): their rows, their bodies; those
-        that became one row merged, those refused dead-lettered."""
-        planned: dict[str, Entry] = {}
-        for entry, plan in zip(entries, self.ownership.plan(entries, force_read), strict=True):
-            if plan.dead_letter:
-                for item in entry.items:
-                    self._fail(item, plan.dead_letter, "unique-conflict")
-                continue
-            self._say_conflicts(entry, plan)
-            same = planned.get(plan.id)
-            if same is None:
-                planned[plan.id] = Entry(plan.id, plan.body, list(entry.items), plan, entry)
-            else:  # merged into a row another record of the batch writes
-                same.body.update(plan.body)
-                same.items += entry.items
-                assert same.plan is not None
-                same.plan.status = sorted(set(same.plan.status) | set(plan.status))
-                same.plan.notes += plan.notes
-        return list(planned.values())
-
-    def _say_conflicts(self, entry: Entry, plan: Plan) -> None:
-        """One WARNING per conflict (the first 20 of the run; then a count at the end)."""
-        for conflict in plan.conflicts:
-            if self.target.conflicts_said < 20:
-                self.logger.warning(
-                    "Stream '%s': record %s: %s %r is held by %s (row %s) — %s.",
-                    self.stream_name,
-                    entry.key,
-                    conflict["field"],
-                    conflict["value"],
-                    f"record {conflict['held_by']}" if conflict["held_by"] else "another row",
-                    conflict["held_by_row"],
-                    {
-                        "keep_apart": "written as its own row without it",
-                        "merge": "merged into that row",
-                        "dead_letter": "dead-lettered",
-                    }[self.target.settings.on_unique_conflict],
-                )
-            self.target.conflicts_said += 1
-
-    def _send(self, entries: list[Entry], replanned: bool = False) -> None:
-        try:
-            rows = self.target.client.upsert(
-                self.object.plural, [{"id": e.id, **e.body} for e in entries]
-            )
-        except RejectedError as exc:
-            if len(entries) == 1:
-                self._refused(entries[0], exc, replanned)
-                return
-            half = len(entries) // 2  # find the refused record(s); the others load
-            self._send(entries[:half], replanned)
-            self._send(entries[half:], replanned)
-            return
-        self._written(entries, rows)
-
-    def _refused(self, entry: Entry, exc: RejectedError, replanned: bool) -> None:
-        """A record Twenty refused alone. A unique value someone took since the id map last
-        looked is planned again from a fresh read, once; anything else is dead-lettered."""
-        source = entry.planned_from
-        if not replanned and source is not None and _unique_clash(exc.message):
-            again = self._planned([source], force_read=True)
-            if again:
-                self._send(again, replanned=True)
-            return
-        for item in entry.items:
-            self._fail(item, f"Twenty refused it: {exc.message}", exc.code)
-
-    def _written(self, entries: list[Entry], rows: list[dict[str, Any]]) -> None:
-        written = []
-        outcomes: dict[str, tuple[Plan, str]] = {}  # key → its plan and row
-        for entry, row in zip(entries, rows, strict=True):
-            row_id = str(row.get("id") or entry.id)
-            written += [(item.key, row_id) for item in entry.items]
-            plan = entry.plan or Plan(entry.id, entry.body)
-            outcomes.update((i.key, (plan, row_id)) for i in entry.items if i.key is not None)
-        # Saved before the batch is acknowledged: a later STATE never outruns an alias.
-        self.target.ids.save(self.object.id, self.stream_name, written, keep=self.is_parent)
-        released = self.ownership.remember(outcomes)
-        for entry, row in zip(entries, rows, strict=True):
-            self._report_written(entry, row)
-        if released:
-            self.ownership.give_away(released)
-        if self.mapping.junction is not None:
-            self._write_links(entries, rows)
-        for ref in self.listings:
-            self._check_listed(ref, entries, rows)
-
-    def _report_written(self, entry: Entry, row: dict[str, Any]) -> None:
-        row_id = str(row.get("id") or entry.id)
-        created = row.get("createdAt") is not None and row.get("createdAt") == row.get("updatedAt")
-        plan = entry.plan
-        notes = list(plan.notes) if plan else []
-        if row_id != entry.id:  # Twenty matched another row than planned (no read was made)
-            notes.append(
-                f"Twenty matched an existing {self.object.singular} ({row_id}) by a unique "
-                f"field; it is this record's {self.object.singular} from now on"
-            )
-        for n, item in enumerate(entry.items):
-            later = n < len(entry.items) - 1
-            status = [*(plan.status if plan else []), *item.status]
-            self.target.report.record(
-                self.stream_name,
-                self.key_of(item.record),
-                "created" if created and n == 0 else "updated",
-                row_id,
-                "merged with a later version of this record in the same batch"
-                if later
-                else "; ".join(filter(None, (*notes, item.note))) or None,
-                status=sorted(set(status)),
-                details=plan.details if plan and not later else None,
-            )
-
-    def _write_links(self, entries: list[Entry], rows: list[dict[str, Any]]) -> None:
-        """One junction row per linked record, after the records themselves, under a stable id
-        (record and linked record), so a re-run updates the same link instead of adding one;
-        links a record no longer names (of the columns it carries) are removed."""
-        junction = self.mapping.junction
-        assert junction is not None
-        scope, plural = junction.object.id, junction.object.plural
-        links: list[dict[str, Any]] = []
-        now: dict[str, dict[str, set[str]]] = {}  # record row → column → its link ids
-        for entry, row in zip(entries, rows, strict=True):
-            row_id = str(row.get("id") or entry.id)
-            columns = now.setdefault(row_id, {})
-            for slot, parent_id in entry.items[-1].links.items():
-                column = slot.partition(SLOT)[0]
-                ids = columns.setdefault(column, set())
-                if parent_id is None:
-                    continue
-                link_id = stable_id(
-                    self.target.ids.namespace,
-                    f"{self.stream_name}>{plural}",
-                    key_text([entry.key or row_id, slot]),
-                )
-                ids.add(link_id)
-                links.append({"id": link_id, junction.own_column: row_id, column: parent_id})
-        for start in range(0, len(links), MAX_BATCH):
-            self.target.client.upsert(plural, links[start : start + MAX_BATCH])
-        before = self.target.ids.links_of(scope, now)
-        gone = [
-            link_id
-            for owner, columns in now.items()
-            for column, link_id in before.get(owner, [])
-            if column in columns and link_id not in columns[column]
-        ]
-        for link_id in gone:
-            self.target.client.delete(plural, link_id)
-        self.target.ids.note_links(
-            scope,
-            [(o, c, i) for o, columns in now.items() for c, ids in columns.items() for i in ids],
-            forget=gone,
-        )
-
-    def _check_listed(self, ref: Reference, entries: list[Entry], rows: list[dict]) -> None:
-        """Children of `ref`'s stream that a written parent no longer lists leave (or lose
-        their link), per `on_parent_delete`."""
-        listed: dict[str, set[str]] = {}
-        for entry, row in zip(entries, rows, strict=True):
-            children = ref.listed_children(entry.items[-1].record)
-            if children is not None:
-                listed[str(row.get("id") or entry.id)] = children
-        child = self.target.mapping(_stream_of(self.target, ref))
-        if self.target.started_empty(child.object):
-            return  # its rows are this run's, each written under the parent that lists it
-        Removal(self.target, child).unlisted(ref, listed)
-
     def _fail(self, item: Item, reason: str, code: Any) -> None:
         self.reject(item.record, reason, code)
-
-
-def _unique_clash(message: str) -> bool:
-    """Whether Twenty refused a record over a unique value (upsert or database wording)."""
-    text = message.lower()
-    return "multiple records" in text or "duplicate" in text or "unique" in text
-
-
-def _stream_of(target: TargetTwenty, ref: Reference) -> str:
-    """The stream whose mapping holds `ref`."""
-    for mapping, other in target.dependants(ref.stream):
-        if other is ref:
-            return mapping.stream
-    raise LookupError(ref)

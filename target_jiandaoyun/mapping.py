@@ -34,14 +34,6 @@ from typing import Any
 
 from target_jiandaoyun.directory import DEPARTMENT_KEYS, MEMBER_KEYS, Directory
 from target_jiandaoyun.metadata import Form, Widget, find_widget
-from target_jiandaoyun.rows import (
-    SKIP_FIELD,
-    RowBuilder,
-    Skipped,
-    holds_row,
-    merge_subform,
-    required_problem,
-)
 from target_jiandaoyun.values import (
     DEPARTMENT_TYPES,
     MEMBER_TYPES,
@@ -61,6 +53,9 @@ logger = logging.getLogger(__name__)
 KEY_WIDGET_TYPES = frozenset({"text", "number"})  # exact values the data/list `in` filter matches
 MARK_TYPES = frozenset({"datetime", "text", "radiogroup", "combo"})
 FIELD_KEYS = frozenset({"widget", "expression", "match_by"})
+
+
+SKIP_FIELD, DEAD_LETTER = "skip_field", "dead_letter"  # the on_unknown_* settings
 
 
 class MappingError(ConfigError):
@@ -137,20 +132,7 @@ class StreamMapping:
     directory: Directory | None = None  # set by the target when a field writes members/departments
     mark: Mark | None = None  # set when deletions are marked instead of done
 
-    # Records → rows ------------------------------------------------------------------------------
-    def row(
-        self, record: dict[str, Any], clear: bool = False, skipped: list[Skipped] | None = None
-    ) -> dict[str, Any]:
-        """The record as a row of wrapped values.
-
-        A field the record does not carry is left out. A null or blank value is left out too,
-        or, with `clear` (for updates), written as `{"value": null}`, which empties the field.
-        Values the API would blank are left out and added to `skipped` (policy `skip_field`).
-        Raises `ValueRejected` naming the field and widget when a value cannot be written.
-        """
-        builder = RowBuilder(self, skipped if skipped is not None else [])
-        return builder.row(self.fields, record, clear)
-
+    # Keys and marks ------------------------------------------------------------------------------
     def key_value(self, record: dict[str, Any]) -> Any:
         """The record's key as the key widget stores it (raises `ValueRejected`)."""
         assert self.key is not None
@@ -172,35 +154,6 @@ class StreamMapping:
             except ValueRejected as exc:
                 raise exc.within(f"'{DELETED_AT}' for {self.mark.describe()}") from None
         return {self.mark.widget.name: {"value": value}}
-
-    # Updates -------------------------------------------------------------------------------------
-    def for_update(self, row: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
-        """`row` as the update of the stored row `stored` (read shape) sends it: keyed subforms
-        merged with their stored rows, and a deletion mark lifted (the record is live again)."""
-        row = dict(row)
-        for mapping in self.fields:
-            name = mapping.widget.name
-            if mapping.key is not None and row.get(name, {}).get("value") is not None:
-                rows = merge_subform(mapping, row[name]["value"], stored.get(name))
-                row[name] = {"value": rows}
-        if self.mark is not None and self.mark.widget.name not in row and self.mark.on(stored):
-            row[self.mark.widget.name] = {"value": None}
-        return row
-
-    def up_to_date(self, row: dict[str, Any], stored: dict[str, Any]) -> bool:
-        """Whether the stored row (read shape) already holds every value `row` writes."""
-        if self.mark is not None and self.mark.widget.name in row and self.mark.on(stored):
-            return False  # a deletion mark to lift
-        return holds_row(self.fields, row, stored, whole=False)
-
-    def required_problem(self, row: dict[str, Any], creating: bool) -> str | None:
-        """Why `row` would leave a required widget empty (None: it does not).
-
-        A created row must give every required widget a value; an update must not clear one.
-        Subform rows count as created unless they carry their `_id`."""
-        if not self.policy.required:
-            return None
-        return required_problem(self.form.widgets, row, creating, "")
 
     # What the mapping touches --------------------------------------------------------------------
     @property

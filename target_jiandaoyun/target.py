@@ -3,6 +3,10 @@
 Settings are checked in two steps, both before anything is written: the values themselves when
 the target starts, then, once per form, every widget the `forms` setting names (through
 `widget/list`), before the first SCHEMA message is handled.
+
+The same rooms as target-twenty's: settings (`settings.py`), the sink (`sinks.py`) and its writer
+(`writer.py`), the form's metadata (`metadata.py`), mappings (`mapping.py`, read by `rows.py`)
+and values (`values.py`); besides them the company directory (`directory.py`).
 """
 
 from __future__ import annotations

@@ -51,23 +51,24 @@ class TwentySink(PipelinedSink):
 
     def setup(self) -> None:
         super().setup()
+        self.destination = self.target.destination
         properties = self.schema.get("properties") or {}
-        mapping = self.target.mapping(self.stream_name)
+        mapping = self.destination.mapping(self.stream_name)
         if mapping.missing:  # create_missing_fields: before any record is written
-            mapping = self.target.create_fields(mapping, properties)
+            mapping = self.destination.create_fields(mapping, properties)
         self.mapping: StreamMapping = mapping.for_schema(
             properties, list(self.key_properties or [])
         )
         self.object = self.mapping.object
-        self.ownership = Ownership(self.target, self.mapping)
-        self.removal = Removal(self.target, self.mapping)
+        self.ownership = Ownership(self.destination, self.mapping)
+        self.removal = Removal(self.destination, self.mapping)
         # References of other streams whose parent records list their children here.
         self.listings = [
-            ref for _, ref in self.target.dependants(self.stream_name) if ref.listed_in_parent
+            ref for _, ref in self.destination.dependants(self.stream_name) if ref.listed_in_parent
         ]
-        self.is_parent = self.stream_name in self.target.parent_streams
+        self.is_parent = self.stream_name in self.destination.parent_streams
         self.writer = ObjectWriter(
-            self.target,
+            self.destination,
             self.mapping,
             self.ownership,
             self.listings,
@@ -105,7 +106,7 @@ class TwentySink(PipelinedSink):
     @property
     def max_size(self) -> int:
         # `batch_size_rows` (at most what one call takes, its schema says), or `batch_size`.
-        return self.target.settings.batch_size
+        return self.destination.settings.batch_size
 
     @functools.cached_property
     def _key_names(self) -> tuple[str, ...]:
@@ -185,7 +186,7 @@ class TwentySink(PipelinedSink):
             scope = self.object.id
             for record in records:
                 held += [("unique", scope, *v) for v in self.mapping.unique_values_of(record)]
-            for values in self.target.ids.held_by(scope, self.stream_name, keys).values():
+            for values in self.destination.ids.held_by(scope, self.stream_name, keys).values():
                 held += [("unique", scope, *v) for v in values]
         return held
 
@@ -212,7 +213,7 @@ class TwentySink(PipelinedSink):
         updates = [e for e in entries if not self.mapping.creates(e.items[-1].record)]
         if not updates:
             return entries
-        existing = self.target.client.existing(self.object.plural, [e.id for e in updates])
+        existing = self.destination.client.existing(self.object.plural, [e.id for e in updates])
         kept = []
         for entry in entries:
             if entry in updates and entry.id not in existing:
@@ -255,14 +256,14 @@ class TwentySink(PipelinedSink):
         self, stream: str, keys: Iterable[str]
     ) -> tuple[dict[str, str], set[str], set[str]]:
         """Each parent key's Twenty id; of these ids, those in Twenty and those deleted."""
-        store = self.target.ids
-        parent = self.target.object_of(stream)
+        store = self.destination.ids
+        parent = self.destination.object_of(stream)
         twenty_ids = store.ids(parent.id, stream, keys)
         present = store.present(parent.id, twenty_ids.values())
         deleted = store.deleted(parent.id, set(twenty_ids.values()) - present)
         unknown = sorted(k for k, i in twenty_ids.items() if i not in present | deleted)
         if unknown:  # written before this run (perhaps adopted), or never: ask Twenty
-            ownership = self.target.ownership_of(self.target.mapping(stream))
+            ownership = Ownership(self.destination, self.destination.mapping(stream))
             for key, row in ownership.rows_of_keys(unknown).items():
                 if row is None:
                     continue
@@ -303,7 +304,7 @@ class TwentySink(PipelinedSink):
                         )
                     else:
                         orphans.setdefault(n, (ref, slot, key))
-        rule = self.target.settings.on_missing_parent
+        rule = self.destination.settings.on_missing_parent
         dropped = set()
         for n, (ref, slot, key) in orphans.items():
             reason = self._orphan_reason(ref, key)
@@ -331,7 +332,7 @@ class TwentySink(PipelinedSink):
         )
 
     def _assign_ids(self, items: list[Item]) -> list[Item]:
-        known = self.target.ids.ids(
+        known = self.destination.ids.ids(
             self.object.id, self.stream_name, [i.key for i in items if i.key is not None]
         )
         for item in items:
@@ -339,7 +340,7 @@ class TwentySink(PipelinedSink):
                 item.id = known[item.key]
             else:
                 item.id = stable_id(
-                    self.target.ids.namespace, self.stream_name, content_key(item.payload)
+                    self.destination.ids.namespace, self.stream_name, content_key(item.payload)
                 )
         return items
 

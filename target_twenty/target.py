@@ -3,14 +3,16 @@
 Every record is upserted on a stable id (`load_method` admits `upsert` only); a record the tap
 marks deleted (`_sdc_deleted_at`) soft-deletes its Twenty record (`process_deletes`), and nothing
 else is ever deleted. Built on `target_kit.PipelinedTarget` (several batches in flight, STATE per
-acknowledged batch, dead letters, run report). What is Twenty's own is here and in the sibling
-modules: the settings, the workspace metadata every mapping is checked against, stable ids and
-aliases.
+acknowledged batch, dead letters, run report). What is Twenty's own is in the sibling
+modules, the same rooms as target-jiandaoyun's: settings (`settings.py`), the sink (`sinks.py`)
+and its writer (`writer.py`), the workspace's metadata (`metadata.py`, read through
+`destination.py`), mappings (`mapping.py`) and values (`values.py`); besides them stable ids and
+aliases (`ids.py`), identity (`identity.py`, `ownership.py`), deletions (`removal.py`) and
+parents before children (`parents.py`).
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from target_kit.cli import PlainSettingErrors
@@ -20,11 +22,9 @@ from target_kit.plan import DryRun, scratch_copy
 from target_kit.replay import DeadLetterReplay
 from target_kit.settings import SettingsFromText
 from target_kit.target import PipelinedTarget
-from target_twenty.client import WITH_DELETED, TwentyClient
+from target_twenty.client import TwentyClient
+from target_twenty.destination import Destination
 from target_twenty.ids import IdStore
-from target_twenty.mapping import Reference, StreamMapping
-from target_twenty.metadata import TwentyObject, Workspace
-from target_twenty.ownership import Ownership
 from target_twenty.parents import ParentOrder
 from target_twenty.plan import PlanClient
 from target_twenty.settings import SETTINGS, TwentySettings
@@ -66,18 +66,6 @@ class TargetTwenty(
         id_map = settings.id_map_path
         # A plan works on a copy of the id map: what it notes was never written.
         self.ids = IdStore(scratch_copy(id_map) if self.dry_run else id_map, settings.id_namespace)
-        self._workspace: Workspace | None = None
-        self._mappings: dict[str, StreamMapping] = {}
-        # Streams other streams reference: their written ids are noted for this run.
-        self.parent_streams = {
-            ref.get("stream")
-            for spec in settings.mappings.values()
-            for ref in [
-                *((spec or {}).get("references") or {}).values(),
-                *(((spec or {}).get("links") or {}).get("to") or []),
-            ]
-            if isinstance(ref, dict)
-        }
         self.parent_order = ParentOrder(
             self.ids,
             self.drain_one,
@@ -86,9 +74,7 @@ class TargetTwenty(
             on_missing_parent=settings.on_missing_parent,
             logger=self.logger,
         )
-        self.conflicts_said = 0  # unique-value conflicts warned about (the first 20 are)
-        self._empty: dict[str, bool] = {}  # object id → it held no row when the run began
-        self._empty_lock = threading.Lock()
+        self.destination = Destination(self.client, self.ids, self.report, settings, self.logger)
 
     def _set_ceiling(self, per_window: int) -> None:
         window = self.settings.rate_limit_window_seconds
@@ -98,14 +84,14 @@ class TargetTwenty(
     def check_destination(self) -> list[str]:
         """`meltano config test`: the key, the workspace's metadata, every mapping."""
         try:
-            workspace = self.workspace
+            workspace = self.destination.workspace
         except ApiError as exc:
             raise ConfigError(f"Reading Twenty's metadata failed: {exc}") from None
         lines = [
             f"the API key reads the metadata of {self.client.api.base_url}: "
             f"{len(workspace.objects)} objects"
         ]
-        for stream, mapping in sorted(self._mappings.items()):
+        for stream, mapping in sorted(self.destination.mappings.items()):
             lines.append(
                 f"stream '{stream}' → {mapping.object.plural}: mapping checked"
                 + (
@@ -115,108 +101,6 @@ class TargetTwenty(
                 )
             )
         return lines
-
-    # Workspace and mappings ---------------------------------------------------------------
-    @property
-    def workspace(self) -> Workspace:
-        """The metadata, read when the first stream arrives; every mapping is checked then."""
-        if self._workspace is None:
-            self._workspace = Workspace.from_api(self.client.objects())
-            settings = self.settings.mappings
-            for stream, spec in settings.items():
-                self._mappings[stream] = StreamMapping.from_settings(
-                    stream,
-                    spec or {},
-                    self._workspace,
-                    settings,
-                    self.settings.create_missing_fields,
-                    self.settings.default_timezone,
-                )
-            for stream in self.parent_streams - set(settings):
-                self.mapping(stream)  # a parent loaded with the default mapping: check it too
-        return self._workspace
-
-    def mapping(self, stream: str) -> StreamMapping:
-        """The stream's mapping as configured (default fields not filled in yet)."""
-        workspace = self.workspace
-        if stream not in self._mappings:
-            self._mappings[stream] = StreamMapping.from_settings(
-                stream,
-                {},
-                workspace,
-                self.settings.mappings,
-                timezone=self.settings.default_timezone,
-            )
-        return self._mappings[stream]
-
-    def object_of(self, stream: str) -> TwentyObject:
-        return self.mapping(stream).object
-
-    def create_fields(self, mapping: StreamMapping, properties: dict[str, Any]) -> StreamMapping:
-        """Create the fields `mapping` names that its object lacks (`create_missing_fields`);
-        the mapping with them. Runs when the stream's SCHEMA arrives, before its records."""
-        obj = mapping.object
-        for name, definition in mapping.field_types(properties).items():
-            if name in obj.fields:
-                continue  # another stream of the same object created it
-            body = {
-                "objectMetadataId": obj.id,
-                "name": name,
-                "label": _label(name),
-                "isNullable": True,
-                **definition,
-            }
-            if "options" in body:
-                body["options"] = [
-                    {"value": v, "label": v, "position": n} for n, v in enumerate(body["options"])
-                ]
-            try:
-                self.client.create_field(body)
-            except ApiError as exc:
-                raise ConfigError(
-                    f"Setting 'create_missing_fields': Twenty refused to create field {name!r} "
-                    f"on '{obj.plural}' (stream '{mapping.stream}'): {exc.code} {exc.message}"
-                ) from None
-            self.logger.info(
-                "Created field %s.%s (%s) for stream '%s'.",
-                obj.plural,
-                name,
-                definition["type"],
-                mapping.stream,
-            )
-        fresh = Workspace.from_api(self.client.objects()).object(obj.plural)
-        obj.fields.update(fresh.fields)  # every mapping of the object sees them
-        updated = mapping.with_created_fields()
-        self._mappings[mapping.stream] = updated
-        return updated
-
-    def dependants(self, stream: str) -> list[tuple[StreamMapping, Reference]]:
-        """The mappings with references to `stream`'s records, and those references."""
-        self.workspace  # noqa: B018 - loads every configured mapping
-        return [
-            (mapping, ref)
-            for mapping in list(self._mappings.values())
-            for ref in mapping.references
-            if ref.stream == stream
-        ]
-
-    def started_empty(self, obj: TwentyObject) -> bool:
-        """Whether `obj` held no row at all (soft-deleted ones included) before this run wrote
-        to it: asked once per object, before its first write (`ownership.py`)."""
-        with self._empty_lock:
-            if obj.id not in self._empty:
-                rows = self.client.api.send(
-                    "GET",
-                    f"/rest/{obj.plural}",
-                    endpoint=f"GET /rest/{obj.plural}",
-                    params={"filter": WITH_DELETED, "limit": 1},
-                )
-                found = ((rows or {}).get("data") or {}).get(obj.plural) or []
-                self._empty[obj.id] = not found
-            return self._empty[obj.id]
-
-    def ownership_of(self, mapping: StreamMapping) -> Ownership:
-        return Ownership(self, mapping)
 
     # Children that came before their parent (`parents.py`) --------------------------------
     def checkpoint_overdue(self, seconds: float) -> None:
@@ -237,11 +121,11 @@ class TargetTwenty(
         finally:
             self.ids.close()
             self.parent_order.log_summary()
-            if self.conflicts_said > 20:
+            if self.destination.conflicts_said > 20:
                 self.logger.warning(
                     "%d unique-value conflicts in all (the first 20 are above); each is in the "
                     "run report with both keys and the value (status 'conflict').",
-                    self.conflicts_said,
+                    self.destination.conflicts_said,
                 )
             self.logger.info(
                 "Twenty: %d API calls, %d retried, %d throttled (429).",
@@ -249,16 +133,3 @@ class TargetTwenty(
                 self.client.api.retries,
                 self.client.api.throttled,
             )
-
-
-def _label(name: str) -> str:
-    """`okkiId` → `Okki Id`: a field label people read in Twenty."""
-    words, word = [], ""
-    for char in name:
-        if char.isupper() and word:
-            words.append(word)
-            word = char
-        else:
-            word += char
-    words.append(word)
-    return " ".join(w[:1].upper() + w[1:] for w in words)

@@ -28,15 +28,15 @@ from target_twenty.mapping import SLOT
 from target_twenty.removal import Removal
 
 if TYPE_CHECKING:
+    from target_twenty.destination import Destination
     from target_twenty.mapping import Reference, StreamMapping
     from target_twenty.ownership import Ownership
-    from target_twenty.target import TargetTwenty
 
 
 class ObjectWriter:
     def __init__(
         self,
-        target: TargetTwenty,
+        destination: Destination,
         mapping: StreamMapping,
         ownership: Ownership,
         listings: list[Reference],
@@ -46,7 +46,7 @@ class ObjectWriter:
         key_of: Callable[[dict], Any],
         logger: logging.Logger,
     ) -> None:
-        self.target = target
+        self.destination = destination
         self.mapping = mapping
         self.stream = mapping.stream
         self.object = mapping.object
@@ -86,7 +86,7 @@ class ObjectWriter:
     def _say_conflicts(self, entry: Entry, plan: Plan) -> None:
         """One WARNING per conflict (the first 20 of the run; then a count at the end)."""
         for conflict in plan.conflicts:
-            if self.target.conflicts_said < 20:
+            if self.destination.conflicts_said < 20:
                 self._logger.warning(
                     "Stream '%s': record %s: %s %r is held by %s (row %s) — %s.",
                     self.stream,
@@ -99,13 +99,13 @@ class ObjectWriter:
                         "keep_apart": "written as its own row without it",
                         "merge": "merged into that row",
                         "dead_letter": "dead-lettered",
-                    }[self.target.settings.on_unique_conflict],
+                    }[self.destination.settings.on_unique_conflict],
                 )
-            self.target.conflicts_said += 1
+            self.destination.conflicts_said += 1
 
     def _send(self, entries: list[Entry], replanned: bool = False) -> None:
         try:
-            rows = self.target.client.upsert(
+            rows = self.destination.client.upsert(
                 self.object.plural, [{"id": e.id, **e.body} for e in entries]
             )
         except RejectedError as exc:
@@ -139,7 +139,7 @@ class ObjectWriter:
             plan = entry.plan or Plan(entry.id, entry.body)
             outcomes.update((i.key, (plan, row_id)) for i in entry.items if i.key is not None)
         # Saved before the batch is acknowledged: a later STATE never outruns an alias.
-        self.target.ids.save(self.object.id, self.stream, written, keep=self._keep_ids)
+        self.destination.ids.save(self.object.id, self.stream, written, keep=self._keep_ids)
         released = self.ownership.remember(outcomes)
         for entry, row in zip(entries, rows, strict=True):
             self._report_written(entry, row)
@@ -163,7 +163,7 @@ class ObjectWriter:
         for n, item in enumerate(entry.items):
             later = n < len(entry.items) - 1
             status = [*(plan.status if plan else []), *item.status]
-            self.target.report.record(
+            self.destination.report.record(
                 self.stream,
                 self._key_of(item.record),
                 "created" if created and n == 0 else "updated",
@@ -193,15 +193,15 @@ class ObjectWriter:
                 if parent_id is None:
                     continue
                 link_id = stable_id(
-                    self.target.ids.namespace,
+                    self.destination.ids.namespace,
                     f"{self.stream}>{plural}",
                     key_text([entry.key or row_id, slot]),
                 )
                 ids.add(link_id)
                 links.append({"id": link_id, junction.own_column: row_id, column: parent_id})
         for start in range(0, len(links), MAX_BATCH):
-            self.target.client.upsert(plural, links[start : start + MAX_BATCH])
-        before = self.target.ids.links_of(scope, now)
+            self.destination.client.upsert(plural, links[start : start + MAX_BATCH])
+        before = self.destination.ids.links_of(scope, now)
         gone = [
             link_id
             for owner, columns in now.items()
@@ -209,8 +209,8 @@ class ObjectWriter:
             if column in columns and link_id not in columns[column]
         ]
         for link_id in gone:
-            self.target.client.delete(plural, link_id)
-        self.target.ids.note_links(
+            self.destination.client.delete(plural, link_id)
+        self.destination.ids.note_links(
             scope,
             [(o, c, i) for o, columns in now.items() for c, ids in columns.items() for i in ids],
             forget=gone,
@@ -224,10 +224,10 @@ class ObjectWriter:
             children = ref.listed_children(entry.items[-1].record)
             if children is not None:
                 listed[str(row.get("id") or entry.id)] = children
-        child = self.target.mapping(_stream_of(self.target, ref))
-        if self.target.started_empty(child.object):
+        child = self.destination.mapping(_stream_of(self.destination, ref))
+        if self.destination.started_empty(child.object):
             return  # its rows are this run's, each written under the parent that lists it
-        Removal(self.target, child).unlisted(ref, listed)
+        Removal(self.destination, child).unlisted(ref, listed)
 
 
 def _unique_clash(message: str) -> bool:
@@ -236,9 +236,9 @@ def _unique_clash(message: str) -> bool:
     return "multiple records" in text or "duplicate" in text or "unique" in text
 
 
-def _stream_of(target: TargetTwenty, ref: Reference) -> str:
+def _stream_of(destination: Destination, ref: Reference) -> str:
     """The stream whose mapping holds `ref`."""
-    for mapping, other in target.dependants(ref.stream):
+    for mapping, other in destination.dependants(ref.stream):
         if other is ref:
             return mapping.stream
     raise LookupError(ref)

@@ -56,6 +56,7 @@ FIELD_KEYS = frozenset({"widget", "expression", "match_by"})
 
 
 SKIP_FIELD, DEAD_LETTER = "skip_field", "dead_letter"  # the on_unknown_* settings
+DELETE = "delete"  # `delete_mode` when unset (its declared default)
 
 
 class MappingError(ConfigError):
@@ -245,9 +246,7 @@ def resolve(
         key=key,
         timezone=timezone,
         data_creator=spec.get("data_creator", defaults.get("data_creator")),
-        is_start_workflow=bool(
-            spec.get("is_start_workflow", defaults.get("is_start_workflow", False))
-        ),
+        is_start_workflow=bool(spec.get("is_start_workflow", defaults.get("is_start_workflow"))),
         unmapped=resolver.unmapped,
         policy=policy,
         directory=directory,
@@ -559,7 +558,7 @@ class _Resolver:
     def mark(
         self, spec: dict[str, Any], fields: list[FieldMapping], key: FieldMapping | None
     ) -> Mark | None:
-        mode = spec.get("delete_mode", "delete")
+        mode = spec.get("delete_mode", DELETE)
         ref, value = spec.get("mark_widget"), spec.get("mark_value")
         if mode not in ("delete", "mark"):
             self.error(None, f"delete_mode is 'delete' or 'mark', got {mode!r}")

@@ -17,6 +17,7 @@ from typing import Any
 from singer_sdk import typing as th
 
 from target_jiandaoyun.client import BATCH_ROWS
+from target_jiandaoyun.mapping import DEAD_LETTER, DELETE, SKIP_FIELD
 from target_kit.datetimes import DEFAULT_TIMEZONE_SETTING, default_timezone
 from target_kit.deadletter import dead_letter_setting
 from target_kit.http import ConfigError
@@ -98,8 +99,8 @@ FORM = th.ObjectType(
     th.Property(
         "delete_mode",
         th.StringType,
-        default="delete",
-        allowed_values=["delete", "mark"],
+        default=DELETE,
+        allowed_values=[DELETE, "mark"],
         description="What a record marked deleted (_sdc_deleted_at) does to the rows holding "
         "its key: delete them, or mark them (mark_widget), keeping the row and what people "
         "typed into it. Needs key_widget.",
@@ -178,8 +179,8 @@ SETTINGS = th.PropertiesList(
         th.Property(
             f"on_unknown_{kind}",
             th.StringType,
-            default="skip_field",
-            allowed_values=["skip_field", "dead_letter"],
+            default=SKIP_FIELD,
+            allowed_values=[SKIP_FIELD, DEAD_LETTER],
             description=f"A value naming {what}, which Jiandaoyun would save as empty: "
             "skip_field writes the row without that value (a WARNING once per value, the run "
             "report marks the record partial with the field and value); dead_letter sends "

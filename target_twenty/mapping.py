@@ -96,6 +96,7 @@ class FieldMap:
 
 
 ParentDeleteRule = Literal["keep", "unlink", "cascade"]
+KEEP: ParentDeleteRule = "keep"  # `on_parent_delete` when unset (its declared default)
 SLOT = "\x1f"  # between a link's column and one of the keys its list names
 
 
@@ -104,7 +105,7 @@ class Reference:
     key: str  # the join column, e.g. companyId
     stream: str  # the parent stream
     sources: tuple[str, ...]  # this record's properties holding the parent's Singer key
-    on_parent_delete: ParentDeleteRule = "keep"
+    on_parent_delete: ParentDeleteRule = KEEP
     # The parent record's list of its children of this stream: (list property, key property).
     listed_in_parent: tuple[str, str] | None = None
     # A link through a junction object (`links`): `key` is the junction's column, not this
@@ -463,7 +464,7 @@ def _reference(
     parent_stream = spec["stream"]
     sources = spec["field"]
     sources = (sources,) if isinstance(sources, str) else tuple(sources)
-    rule = spec.get("on_parent_delete") or "keep"
+    rule = spec.get("on_parent_delete") or KEEP
     if rule not in ("keep", "unlink", "cascade"):
         raise ConfigError(
             f"{where}.on_parent_delete must be keep, unlink or cascade, got {rule!r}."

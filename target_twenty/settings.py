@@ -22,6 +22,7 @@ from target_kit.http import ConfigError
 from target_kit.plan import DRY_RUN_SETTING
 from target_kit.target import COMMON_SETTINGS
 from target_twenty.client import MAX_BATCH
+from target_twenty.mapping import KEEP
 
 EXPRESSION = th.ObjectType(
     th.Property("expression", th.StringType, required=True), additional_properties=False
@@ -38,7 +39,7 @@ REFERENCE = th.ObjectType(
     th.Property(
         "on_parent_delete",
         th.StringType(allowed_values=["keep", "unlink", "cascade"]),
-        default="keep",
+        default=KEEP,
         description="What happens to this stream's rows in Twenty (those a source record "
         "owns) when their parent is deleted at the source: keep them as they are, unlink "
         "them (the join column emptied), or cascade (soft-delete them too).",

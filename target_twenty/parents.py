@@ -200,7 +200,8 @@ class ParentOrder:
 
     def send_buffered_first(self, child: Sender, parents: Iterable[Parent]) -> None:
         """Parents still buffered in another sink are sent now, before `child`'s batch."""
-        for sink in dict.fromkeys(self._buffering(p) for p in parents):
+        for parent in parents:
+            sink = self._buffering(parent)  # asked anew: a drain may have sent others too
             if sink is not None and sink is not child:
                 self._logger.debug(
                     "Sending buffered '%s' records before '%s'.",

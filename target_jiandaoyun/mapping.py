@@ -29,19 +29,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from target_jiandaoyun.directory import DEPARTMENT_KEYS, MEMBER_KEYS, Directory
-from target_jiandaoyun.rows import (
-    SKIP_FIELD,
-    RowBuilder,
-    Skipped,
-    holds_row,
-    merge_subform,
-    required_problem,
-)
+from target_jiandaoyun.metadata import Form, Widget, find_widget
 from target_jiandaoyun.values import (
     DEPARTMENT_TYPES,
     MEMBER_TYPES,
@@ -63,75 +55,12 @@ MARK_TYPES = frozenset({"datetime", "text", "radiogroup", "combo"})
 FIELD_KEYS = frozenset({"widget", "expression", "match_by"})
 
 
+SKIP_FIELD, DEAD_LETTER = "skip_field", "dead_letter"  # the on_unknown_* settings
+DELETE = "delete"  # `delete_mode` when unset (its declared default)
+
+
 class MappingError(ConfigError):
     """The `forms` setting does not fit the form or the stream."""
-
-
-@dataclass(frozen=True)
-class Widget:
-    name: str  # what the API reads and writes: the alias when one is set, else the widget id
-    widget_id: str
-    label: str
-    type: str
-    items: tuple[Widget, ...] = ()  # a subform's own widgets
-    required: bool = False  # the form marks it required (docs/api/jiandaoyun.md §2.3)
-    options: tuple[str, ...] | None = None  # the texts an option widget offers, when listed
-
-    @classmethod
-    def parse(cls, raw: dict[str, Any]) -> Widget:
-        widget_id = raw.get("widgetName") or raw["name"]
-        options = raw.get("options")
-        return cls(
-            name=raw.get("name") or widget_id,
-            widget_id=widget_id,
-            label=raw.get("label") or "",
-            type=raw.get("type") or "",
-            items=tuple(cls.parse(item) for item in raw.get("items") or ()),
-            required=raw.get("required") is True,
-            options=tuple(str(o) for o in options) if isinstance(options, list) else None,
-        )
-
-    def describe(self) -> str:
-        return f"'{self.label}' ({self.name}, {self.type})"
-
-
-@dataclass(frozen=True)
-class Form:
-    app_id: str
-    entry_id: str
-    widgets: tuple[Widget, ...]
-    system_fields: frozenset[str] = frozenset()
-
-    @classmethod
-    def parse(cls, app_id: str, entry_id: str, body: dict[str, Any]) -> Form:
-        return cls(
-            app_id=app_id,
-            entry_id=entry_id,
-            widgets=tuple(Widget.parse(w) for w in body.get("widgets") or ()),
-            system_fields=frozenset(w.get("name", "") for w in body.get("sysWidgets") or ()),
-        )
-
-    @property
-    def ref(self) -> str:
-        return f"{self.app_id}/{self.entry_id}"
-
-
-def find_widget(ref: str, widgets: Iterable[Widget]) -> Widget:
-    """The widget `ref` names: alias or id first (they are unique), then the label."""
-    widgets = tuple(widgets)
-    for widget in widgets:
-        if ref in (widget.name, widget.widget_id):
-            return widget
-    labelled = [w for w in widgets if w.label == ref]
-    if len(labelled) == 1:
-        return labelled[0]
-    if labelled:
-        names = ", ".join(w.name for w in labelled)
-        raise LookupError(
-            f"label '{ref}' is on {len(labelled)} widgets ({names}); name it by alias or id"
-        )
-    labels = ", ".join(f"{w.label} ({w.name})" for w in widgets)
-    raise LookupError(f"no widget with label, alias or id '{ref}'; the widgets are: {labels}")
 
 
 @dataclass(frozen=True)
@@ -204,20 +133,7 @@ class StreamMapping:
     directory: Directory | None = None  # set by the target when a field writes members/departments
     mark: Mark | None = None  # set when deletions are marked instead of done
 
-    # Records → rows ------------------------------------------------------------------------------
-    def row(
-        self, record: dict[str, Any], clear: bool = False, skipped: list[Skipped] | None = None
-    ) -> dict[str, Any]:
-        """The record as a row of wrapped values.
-
-        A field the record does not carry is left out. A null or blank value is left out too,
-        or, with `clear` (for updates), written as `{"value": null}`, which empties the field.
-        Values the API would blank are left out and added to `skipped` (policy `skip_field`).
-        Raises `ValueRejected` naming the field and widget when a value cannot be written.
-        """
-        builder = RowBuilder(self, skipped if skipped is not None else [])
-        return builder.row(self.fields, record, clear)
-
+    # Keys and marks ------------------------------------------------------------------------------
     def key_value(self, record: dict[str, Any]) -> Any:
         """The record's key as the key widget stores it (raises `ValueRejected`)."""
         assert self.key is not None
@@ -239,35 +155,6 @@ class StreamMapping:
             except ValueRejected as exc:
                 raise exc.within(f"'{DELETED_AT}' for {self.mark.describe()}") from None
         return {self.mark.widget.name: {"value": value}}
-
-    # Updates -------------------------------------------------------------------------------------
-    def for_update(self, row: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
-        """`row` as the update of the stored row `stored` (read shape) sends it: keyed subforms
-        merged with their stored rows, and a deletion mark lifted (the record is live again)."""
-        row = dict(row)
-        for mapping in self.fields:
-            name = mapping.widget.name
-            if mapping.key is not None and row.get(name, {}).get("value") is not None:
-                rows = merge_subform(mapping, row[name]["value"], stored.get(name))
-                row[name] = {"value": rows}
-        if self.mark is not None and self.mark.widget.name not in row and self.mark.on(stored):
-            row[self.mark.widget.name] = {"value": None}
-        return row
-
-    def up_to_date(self, row: dict[str, Any], stored: dict[str, Any]) -> bool:
-        """Whether the stored row (read shape) already holds every value `row` writes."""
-        if self.mark is not None and self.mark.widget.name in row and self.mark.on(stored):
-            return False  # a deletion mark to lift
-        return holds_row(self.fields, row, stored, whole=False)
-
-    def required_problem(self, row: dict[str, Any], creating: bool) -> str | None:
-        """Why `row` would leave a required widget empty (None: it does not).
-
-        A created row must give every required widget a value; an update must not clear one.
-        Subform rows count as created unless they carry their `_id`."""
-        if not self.policy.required:
-            return None
-        return required_problem(self.form.widgets, row, creating, "")
 
     # What the mapping touches --------------------------------------------------------------------
     @property
@@ -359,9 +246,7 @@ def resolve(
         key=key,
         timezone=timezone,
         data_creator=spec.get("data_creator", defaults.get("data_creator")),
-        is_start_workflow=bool(
-            spec.get("is_start_workflow", defaults.get("is_start_workflow", False))
-        ),
+        is_start_workflow=bool(spec.get("is_start_workflow", defaults.get("is_start_workflow"))),
         unmapped=resolver.unmapped,
         policy=policy,
         directory=directory,
@@ -673,7 +558,7 @@ class _Resolver:
     def mark(
         self, spec: dict[str, Any], fields: list[FieldMapping], key: FieldMapping | None
     ) -> Mark | None:
-        mode = spec.get("delete_mode", "delete")
+        mode = spec.get("delete_mode", DELETE)
         ref, value = spec.get("mark_widget"), spec.get("mark_value")
         if mode not in ("delete", "mark"):
             self.error(None, f"delete_mode is 'delete' or 'mark', got {mode!r}")

@@ -5,9 +5,11 @@
 - Nothing the API would blank is sent (docs/api/jiandaoyun.md §7.2–7.3): a member or department
   not in the company directory, an option text the widget does not offer. Per setting, such a
   value is left out of the row and reported (`Skipped`), or its record is refused.
-- A keyed subform is merged with its stored rows (`merge_subform`); a row to create must give
-  every required widget a value (`required_problem`); `holds_row` tells whether a stored row
+- A keyed subform is merged with its stored rows (`update_of`); a row to create must give
+  every required widget a value (`missing_required`); `up_to_date` tells whether a stored row
   already holds what a row writes.
+
+The mapping (`mapping.py`) says which field goes to which widget; this module reads it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from target_jiandaoyun.directory import Unknown
+from target_jiandaoyun.mapping import DEAD_LETTER, FieldMapping, StreamMapping
 from target_jiandaoyun.values import (
     DEPARTMENT_TYPES,
     MEMBER_TYPES,
@@ -32,9 +35,8 @@ from target_jiandaoyun.values import (
 )
 
 if TYPE_CHECKING:
-    from target_jiandaoyun.mapping import FieldMapping, StreamMapping, Widget
+    from target_jiandaoyun.metadata import Widget
 
-SKIP_FIELD, DEAD_LETTER = "skip_field", "dead_letter"  # the on_unknown_* settings
 SKIP = object()  # a value left out of its row
 
 
@@ -55,6 +57,57 @@ class Skipped:
             "value": self.value,
             "reason": self.reason,
         }
+
+
+def row_of(
+    mapping: StreamMapping,
+    record: dict[str, Any],
+    clear: bool = False,
+    skipped: list[Skipped] | None = None,
+) -> dict[str, Any]:
+    """The record as a row of wrapped values.
+
+    A field the record does not carry is left out. A null or blank value is left out too,
+    or, with `clear` (for updates), written as `{"value": null}`, which empties the field.
+    Values the API would blank are left out and added to `skipped` (policy `skip_field`).
+    Raises `ValueRejected` naming the field and widget when a value cannot be written.
+    """
+    builder = RowBuilder(mapping, skipped if skipped is not None else [])
+    return builder.row(mapping.fields, record, clear)
+
+
+def update_of(mapping: StreamMapping, row: dict[str, Any], stored: dict[str, Any]) -> dict:
+    """`row` as the update of the stored row `stored` (read shape) sends it: keyed subforms
+    merged with their stored rows, and a deletion mark lifted (the record is live again)."""
+    row = dict(row)
+    for field_mapping in mapping.fields:
+        name = field_mapping.widget.name
+        if field_mapping.key is not None and row.get(name, {}).get("value") is not None:
+            row[name] = {
+                "value": merge_subform(field_mapping, row[name]["value"], stored.get(name))
+            }
+    mark = mapping.mark
+    if mark is not None and mark.widget.name not in row and mark.on(stored):
+        row[mark.widget.name] = {"value": None}
+    return row
+
+
+def up_to_date(mapping: StreamMapping, row: dict[str, Any], stored: dict[str, Any]) -> bool:
+    """Whether the stored row (read shape) already holds every value `row` writes."""
+    mark = mapping.mark
+    if mark is not None and mark.widget.name in row and mark.on(stored):
+        return False  # a deletion mark to lift
+    return holds_row(mapping.fields, row, stored, whole=False)
+
+
+def missing_required(mapping: StreamMapping, row: dict[str, Any], creating: bool) -> str | None:
+    """Why `row` would leave a required widget empty (None: it does not).
+
+    A created row must give every required widget a value; an update must not clear one.
+    Subform rows count as created unless they carry their `_id`."""
+    if not mapping.policy.required:
+        return None
+    return required_problem(mapping.form.widgets, row, creating, "")
 
 
 class RowBuilder:

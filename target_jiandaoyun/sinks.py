@@ -14,7 +14,7 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from target_jiandaoyun.mapping import StreamMapping
-from target_jiandaoyun.rows import Skipped
+from target_jiandaoyun.rows import Skipped, row_of
 from target_jiandaoyun.values import OPTION_TYPES, ValueRejected, key_token
 from target_jiandaoyun.writer import BATCH_ROWS, FormWriter, RowResult
 from target_kit.sink import PipelinedSink
@@ -152,7 +152,9 @@ class JiandaoyunSink(PipelinedSink):
         for record in records:
             skipped: list[Skipped] = []
             try:
-                row = self.mapping.row(record, clear=self.mapping.key is not None, skipped=skipped)
+                row = row_of(
+                    self.mapping, record, clear=self.mapping.key is not None, skipped=skipped
+                )
                 if self.mapping.key is not None:
                     keys.append(self.mapping.key_value(record))
             except ValueRejected as exc:
@@ -164,7 +166,9 @@ class JiandaoyunSink(PipelinedSink):
             skips.append(skipped)
         if not rows:
             return
-        upsert = self.mapping.key is not None and not self.target.append_only  # load_method
+        upsert = (
+            self.mapping.key is not None and self.target.settings.load_method != "append-only"
+        )  # load_method
         results = self.writer.write(rows, keys if upsert else None)
         self._report(ready, results, skips)
 

@@ -3,279 +3,33 @@
 Settings are checked in two steps, both before anything is written: the values themselves when
 the target starts, then, once per form, every widget the `forms` setting names (through
 `widget/list`), before the first SCHEMA message is handled.
+
+The same rooms as target-twenty's: settings (`settings.py`), the sink (`sinks.py`) and its writer
+(`writer.py`), the form's metadata (`metadata.py`), mappings (`mapping.py`, read by `rows.py`)
+and values (`values.py`); besides them the company directory (`directory.py`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from singer_sdk import typing as th
 
 from target_jiandaoyun.client import BATCH_ROWS, JiandaoyunApi, Rates
 from target_jiandaoyun.directory import Directory
-from target_jiandaoyun.mapping import Form, MappingError, Policy, StreamMapping, resolve
+from target_jiandaoyun.mapping import MappingError, Policy, StreamMapping, resolve
+from target_jiandaoyun.metadata import Form
 from target_jiandaoyun.plan import PlanApi
+from target_jiandaoyun.settings import SETTINGS, JiandaoyunSettings
 from target_jiandaoyun.sinks import JiandaoyunSink
 from target_jiandaoyun.values import DEPARTMENT_TYPES, MEMBER_TYPES
 from target_jiandaoyun.writer import FormWriter
 from target_kit.cli import PlainSettingErrors
 from target_kit.configtest import MeltanoConfigTest
-from target_kit.deadletter import dead_letter_setting
 from target_kit.http import ApiError, ConfigError
-from target_kit.plan import DRY_RUN_SETTING, DryRun
+from target_kit.plan import DryRun
 from target_kit.replay import DeadLetterReplay
 from target_kit.settings import SettingsFromText
-from target_kit.target import COMMON_SETTINGS, PipelinedTarget
-
-SUBFORM = th.ObjectType(
-    th.Property(
-        "widget",
-        th.StringType,
-        description="The subform widget: label, alias or widget id (default: the source "
-        "field's name).",
-    ),
-    th.Property(
-        "fields",
-        th.ObjectType(additional_properties=th.AnyOf(th.StringType, th.ObjectType())),
-        description="Field of each source row → widget inside the subform (label, alias or "
-        "id), or a computed value as in the form's 'fields'. Default: each row property goes "
-        "to the subform widget of the same alias, id or label.",
-    ),
-    th.Property(
-        "key_field",
-        th.StringType,
-        description="A row field (of 'fields', filling a text or number widget) that "
-        "identifies a row. Updates then keep the stored rows whose key the record still has "
-        "(their _id and the columns no mapping writes), remove those whose key it no longer "
-        "has, and append new ones. Without it an update replaces every row of the subform.",
-    ),
-)
-
-FIELD = th.ObjectType(
-    th.Property("widget", th.StringType, required=True),
-    th.Property(
-        "expression",
-        th.StringType,
-        description="A value computed from the record (simpleeval, as in stream maps).",
-    ),
-    th.Property(
-        "match_by",
-        th.StringType,
-        allowed_values=["username", "email", "name", "dept_no"],
-        description="How the field's values name members (username, the default; email; "
-        "display name, when unique) or departments (dept_no, the default; name).",
-    ),
-)
-
-FORM = th.ObjectType(
-    th.Property("app_id", th.StringType, required=True, description="The app (应用) id."),
-    th.Property("entry_id", th.StringType, required=True, description="The form (表单) id."),
-    th.Property(
-        "fields",
-        th.ObjectType(additional_properties=th.AnyOf(th.StringType, FIELD)),
-        description="Source field → widget, named by its label (客户名称), alias or widget id "
-        "(_widget_1432728651402), resolved through widget/list when the target starts; or "
-        'name → {"widget": …, "expression": …} for a value computed from the record '
-        "(simpleeval, as in stream maps; None empties the widget); a member or department "
-        'field may add "match_by". Default: every property goes to the widget whose alias, '
-        "id or label equals its name; properties without one are logged and not written.",
-    ),
-    th.Property(
-        "subforms",
-        th.ObjectType(additional_properties=SUBFORM),
-        description="Source field holding an array of objects → a subform widget and how the "
-        "objects' fields map to the subform's widgets.",
-    ),
-    th.Property(
-        "key_widget",
-        th.StringType,
-        description="A text or number widget that holds the source key. When set, records "
-        "whose key is already in the form update that row and the others are created "
-        "(upsert), so re-runs never duplicate. Without it, records are appended.",
-    ),
-    th.Property(
-        "key_field",
-        th.StringType,
-        description="The source field written to key_widget. Default: the stream's single "
-        "key property.",
-    ),
-    th.Property(
-        "delete_mode",
-        th.StringType,
-        default="delete",
-        allowed_values=["delete", "mark"],
-        description="What a record marked deleted (_sdc_deleted_at) does to the rows holding "
-        "its key: delete them, or mark them (mark_widget), keeping the row and what people "
-        "typed into it. Needs key_widget.",
-    ),
-    th.Property(
-        "mark_widget",
-        th.StringType,
-        description="delete_mode mark: a datetime widget (set to the deletion time), or a "
-        "text, radiogroup or combo widget (set to mark_value). A later record of the key "
-        "clears the mark.",
-    ),
-    th.Property(
-        "mark_value",
-        th.StringType,
-        description="delete_mode mark: the text a status mark_widget is set to (e.g. 已删除).",
-    ),
-    th.Property(
-        "data_creator",
-        th.StringType,
-        description="Overrides the top-level data_creator for this form.",
-    ),
-    th.Property(
-        "is_start_workflow",
-        th.BooleanType,
-        description="Overrides the top-level is_start_workflow for this form.",
-    ),
-)
-
-SETTINGS = th.PropertiesList(
-    th.Property(
-        "api_key",
-        th.StringType,
-        required=True,
-        secret=True,
-        description="Jiandaoyun API key (开放平台 → 密钥管理), sent as a Bearer token.",
-    ),
-    th.Property(
-        "base_url",
-        th.StringType,
-        default="https://api.jiandaoyun.com",
-        description="API address; change it for a private deployment. Requests go to "
-        "<base_url>/api/v5/….",
-    ),
-    th.Property(
-        "forms",
-        th.ObjectType(additional_properties=FORM),
-        required=True,
-        description="Stream name → the form its records are written to and how its fields "
-        "map to the form's widgets. Every stream the tap sends must have an entry.",
-    ),
-    th.Property(
-        "data_creator",
-        th.StringType,
-        description="Member username (成员编号) recorded as the creator of new rows. Default: "
-        "the company creator.",
-    ),
-    th.Property(
-        "is_start_workflow",
-        th.BooleanType,
-        default=False,
-        description="Start the form's workflow for rows created by the target.",
-    ),
-    th.Property(
-        "default_timezone",
-        th.StringType,
-        description="IANA time zone (e.g. Asia/Shanghai) in which datetimes and dates without "
-        "a time zone are read. Unset: such values are dead-lettered, not guessed.",
-    ),
-    th.Property(
-        "process_deletes",
-        th.BooleanType,
-        default=True,
-        description="Propagate deletions: a record whose `_sdc_deleted_at` is set (a tap's mark "
-        "for a record deleted at the source; tap-okki sets it on deleted companies) deletes the "
-        "rows holding its key in the form's key_widget (or marks them: the form's delete_mode), "
-        "instead of being written. Without a "
-        "key_widget such a record cannot be found: it is skipped (logged, and counted in the run "
-        "report), never appended. Off: such records are written like any other.",
-    ),
-    *(
-        th.Property(
-            f"on_unknown_{kind}",
-            th.StringType,
-            default="skip_field",
-            allowed_values=["skip_field", "dead_letter"],
-            description=f"A value naming {what}, which Jiandaoyun would save as empty: "
-            "skip_field writes the row without that value (a WARNING once per value, the run "
-            "report marks the record partial with the field and value); dead_letter sends "
-            "the record to the dead-letter file instead.",
-        )
-        for kind, what in (
-            ("member", "no member of the company directory"),
-            ("department", "no department of the company directory"),
-            ("option", "no option of its radio, checkbox or select widget"),
-        )
-    ),
-    th.Property(
-        "check_required_widgets",
-        th.BooleanType,
-        default=True,
-        description="Dead-letter a record that would create a row without a value for a "
-        "widget the form marks required, or empty one in an update (the API does not check "
-        "required widgets). A required widget no field writes is then a setting error.",
-    ),
-    th.Property(
-        "batch_requests_per_second",
-        th.NumberType,
-        default=10,
-        description="batch_create calls per second (the API allows 10).",
-    ),
-    th.Property(
-        "single_write_requests_per_second",
-        th.NumberType,
-        default=20,
-        description="data/update calls per second, used by upserts, and as many data/delete "
-        "calls, used by deletions (the API allows 20 each).",
-    ),
-    th.Property(
-        "read_requests_per_second",
-        th.NumberType,
-        default=30,
-        description="widget/list and data/list calls per second (the API allows 30).",
-    ),
-    th.Property(
-        "company_requests_per_second",
-        th.NumberType,
-        default=50,
-        description="All calls together per second. The API allows 50 per company across "
-        "every key: lower it when other integrations of the company run at the same time.",
-    ),
-    th.Property(
-        "request_timeout",
-        th.NumberType,
-        default=120,
-        description="Seconds to wait for one answer before retrying the call.",
-    ),
-    th.Property(
-        "batch_size_rows",
-        th.IntegerType(minimum=1, maximum=BATCH_ROWS),
-        default=BATCH_ROWS,
-        description="Rows per batch_create call, at most 100 (the API's limit).",
-    ),
-    th.Property(
-        "load_method",
-        th.StringType(allowed_values=["upsert", "append-only"]),
-        description="Unset: each form upserts when it has a key_widget and appends when it has "
-        "none. upsert: every form must have a key_widget. append-only: rows are appended even "
-        "where a key_widget could find them (a re-sent record adds a row). There is no "
-        "overwrite: the target never deletes rows the stream does not send.",
-    ),
-    DRY_RUN_SETTING,
-    *(
-        th.Property(
-            "max_in_flight",
-            th.IntegerType,
-            default=8,
-            description="Batches written concurrently (each one a batch_create, in upsert "
-            "mode also a data/list). The API's rates are respected regardless; at 300 ms per "
-            "call, 4 saturate appends and 8 upserts. Upserts send as many data/update calls at "
-            "once besides.",
-        )
-        if prop.name == "max_in_flight"
-        else dead_letter_setting("target-jiandaoyun")
-        if prop.name == "dead_letter_path"
-        else prop
-        for prop in COMMON_SETTINGS.wrapped.values()
-    ),
-)
+from target_kit.target import PipelinedTarget
 
 
 class TargetJiandaoyun(
@@ -295,45 +49,33 @@ class TargetJiandaoyun(
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        config = self.config
-        self.base_url = self.checked_base_url("https://api.jiandaoyun.com")
-        self.timezone = _timezone(config.get("default_timezone"))
-        self.form_specs = _form_specs(config.get("forms"))
-        self.append_only = config.get("load_method") == "append-only"
-        if config.get("load_method") == "upsert":
-            missing = [s for s, spec in self.form_specs.items() if not spec.get("key_widget")]
-            if missing:
-                raise ConfigError(
-                    f"Setting 'load_method' is 'upsert' but forms {missing} have no "
-                    "'key_widget' to find existing rows by."
-                )
+        self.settings = settings = JiandaoyunSettings.from_config(self.config)
+        self.base_url = self.checked_base_url(settings.base_url)
         rates = Rates(
-            batch=_positive(config, "batch_requests_per_second"),
-            single_write=_positive(config, "single_write_requests_per_second"),
-            read=_positive(config, "read_requests_per_second"),
-            company=_positive(config, "company_requests_per_second"),
+            batch=settings.batch_requests_per_second,
+            single_write=settings.single_write_requests_per_second,
+            read=settings.read_requests_per_second,
+            company=settings.company_requests_per_second,
         )
-        in_flight = int(config.get("max_in_flight") or 8)
+        in_flight = settings.max_in_flight
         api_options: dict[str, Any] = {
             "concurrency": 3 * in_flight,
-            "timeout": _positive(config, "request_timeout"),
+            "timeout": settings.request_timeout,
             "max_retry_after": self.max_retry_after,
         }
         self.api = (
-            PlanApi(
-                self.base_url, str(config["api_key"]), rates, changes=self.changes, **api_options
-            )
+            PlanApi(self.base_url, settings.api_key, rates, changes=self.changes, **api_options)
             if self.dry_run
-            else JiandaoyunApi(self.base_url, str(config["api_key"]), rates, **api_options)
+            else JiandaoyunApi(self.base_url, settings.api_key, rates, **api_options)
         )
         self.update_pool = ThreadPoolExecutor(in_flight, thread_name_prefix="update")
         self.report.ceiling_per_minute = min(rates.batch, rates.company) * BATCH_ROWS * 60
         self.report.meaningful_seconds = 1.0  # the API's limits are per second
         self.policy = Policy(
-            member=str(config.get("on_unknown_member") or "skip_field"),
-            department=str(config.get("on_unknown_department") or "skip_field"),
-            option=str(config.get("on_unknown_option") or "skip_field"),
-            required=bool(config.get("check_required_widgets", True)),
+            member=settings.on_unknown_member,
+            department=settings.on_unknown_department,
+            option=settings.on_unknown_option,
+            required=settings.check_required_widgets,
         )
         for kind in ("member", "department", "option"):
             if getattr(self.policy, kind) not in ("skip_field", "dead_letter"):
@@ -363,7 +105,7 @@ class TargetJiandaoyun(
         by_form: dict[tuple[str, str], Form] = {}
         forms: dict[str, Form] = {}
         errors: list[str] = []
-        for stream, spec in self.form_specs.items():
+        for stream, spec in self.settings.forms.items():
             ids = (spec["app_id"], spec["entry_id"])
             if ids not in by_form:
                 try:
@@ -375,7 +117,13 @@ class TargetJiandaoyun(
                     ) from None
             forms[stream] = by_form[ids]
             try:
-                resolve(stream, spec, forms[stream], timezone=self.timezone, policy=self.policy)
+                resolve(
+                    stream,
+                    spec,
+                    forms[stream],
+                    timezone=self.settings.default_timezone,
+                    policy=self.policy,
+                )
             except MappingError as exc:
                 errors.append(str(exc))
         if errors:
@@ -392,10 +140,10 @@ class TargetJiandaoyun(
     ) -> StreamMapping:
         self.prepare()
         assert self.forms is not None
-        if stream not in self.form_specs:
+        if stream not in self.settings.forms:
             raise ConfigError(
                 f"Stream '{stream}' has no entry in the 'forms' setting; add forms.{stream} "
-                f"with its app_id and entry_id (configured: {sorted(self.form_specs)})."
+                f"with its app_id and entry_id (configured: {sorted(self.settings.forms)})."
             )
 
         form = self.forms[stream]
@@ -403,14 +151,14 @@ class TargetJiandaoyun(
         def mapping(directory: Directory | None) -> StreamMapping:
             return resolve(
                 stream,
-                self.form_specs[stream],
+                self.settings.forms[stream],
                 form,
                 schema=schema,
                 key_properties=list(key_properties or []),
-                timezone=self.timezone,
+                timezone=self.settings.default_timezone,
                 defaults={
-                    "data_creator": self.config.get("data_creator"),
-                    "is_start_workflow": self.config.get("is_start_workflow", False),
+                    "data_creator": self.settings.data_creator,
+                    "is_start_workflow": self.settings.is_start_workflow,
                 },
                 policy=self.policy,
                 directory=directory,
@@ -467,35 +215,3 @@ class TargetJiandaoyun(
                     counts["retries"],
                     counts["throttled"],
                 )
-
-
-def _timezone(name: str | None) -> dt.tzinfo | None:
-    if not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"Setting 'default_timezone' is {name!r}, not an IANA time zone such as "
-            "'Asia/Shanghai' or 'UTC'."
-        ) from None
-
-
-def _form_specs(forms: Any) -> dict[str, dict[str, Any]]:
-    if not isinstance(forms, dict) or not forms:
-        raise ConfigError(
-            "Setting 'forms' must map each stream to a form: "
-            '{"<stream>": {"app_id": "…", "entry_id": "…"}}.'
-        )
-    for stream, spec in forms.items():
-        for name in ("app_id", "entry_id"):
-            if not isinstance(spec, dict) or not spec.get(name):
-                raise ConfigError(f"Setting 'forms.{stream}.{name}' is missing.")
-    return forms
-
-
-def _positive(config: Any, name: str) -> float:
-    value = config.get(name)  # the SDK reads a fractional number of the config as a Decimal
-    if not isinstance(value, int | float | Decimal) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"Setting '{name}' must be a positive number, got {value!r}.")
-    return float(value)

@@ -31,6 +31,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from target_kit.bounds import MAX_DIGITS, digits, shown, within
+from target_kit.datetimes import with_zone
 from target_kit.isotime import fromisoformat
 from target_kit.serialize import jsonable
 
@@ -138,19 +139,14 @@ def _datetime(value: Any, tz: dt.tzinfo | None) -> str:
             value = fromisoformat(value.strip())
         except ValueError:
             raise ValueRejected(f"text {value!r} is not an ISO-8601 date or datetime") from None
-    elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        value = dt.datetime.combine(value, dt.time())
-    elif not isinstance(value, dt.datetime):
+    elif not isinstance(value, dt.date):
         raise ValueRejected(
             f"{_kind(value)} is not a datetime (epoch numbers are ambiguous: send ISO-8601 text)"
         )
-    if value.tzinfo is None or value.utcoffset() is None:
-        if tz is None:
-            raise ValueRejected(
-                f"datetime {value.isoformat()} has no time zone; "
-                "set 'default_timezone' to say how to read it"
-            )
-        value = value.replace(tzinfo=tz)
+    try:
+        value = with_zone(value, tz)  # zone-less: read in default_timezone, else refused
+    except ValueError as exc:
+        raise ValueRejected(str(exc)) from None
     try:
         utc = value.astimezone(dt.timezone.utc)
     except (OverflowError, ValueError):

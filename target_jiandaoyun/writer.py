@@ -61,6 +61,7 @@ from target_jiandaoyun.client import (
     JiandaoyunApi,
 )
 from target_jiandaoyun.mapping import StreamMapping
+from target_jiandaoyun.rows import missing_required, up_to_date, update_of
 from target_jiandaoyun.values import holds, key_token
 from target_kit.http import ApiError, RejectedError
 
@@ -120,7 +121,7 @@ class FormWriter:
         results: list[RowResult | None] = [None] * len(rows)
         ready = []
         for index, row in enumerate(rows):
-            problem = self.mapping.required_problem(row, creating=True)
+            problem = missing_required(self.mapping, row, creating=True)
             if problem:
                 results[index] = RowResult("failed", reason=problem, code="required")
             else:
@@ -230,12 +231,12 @@ class FormWriter:
                     f"wrote the oldest ({oldest}), left {others}"
                 )
                 logger.warning("Stream '%s': %s", self.mapping.stream, note)
-            row = self.mapping.for_update(rows[index], found[0])
-            problem = self.mapping.required_problem(row, creating=False)
+            row = update_of(self.mapping, rows[index], found[0])
+            problem = missing_required(self.mapping, row, creating=False)
             if problem:
                 results[index] = RowResult("failed", oldest, problem, "required")
                 continue
-            if self.mapping.up_to_date(row, found[0]):
+            if up_to_date(self.mapping, row, found[0]):
                 # A re-sent record (crash re-run, overlapping bookmark): nothing to write.
                 results[index] = RowResult("updated", oldest, note or "already up to date")
                 with self._lock:

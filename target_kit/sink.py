@@ -244,15 +244,22 @@ class PipelinedSink(BatchSink):
             self.submit(records, len(records))
 
     def submit(
-        self, records: list[dict], count: int, held: int = 0, settles: Iterable[Ticket] = ()
+        self,
+        records: list[dict],
+        count: int,
+        held: int = 0,
+        settles: Iterable[Ticket] = (),
+        needs: Iterable[Hashable] | None = None,
     ) -> Ticket:
-        """Send `records` to be written (`count`, `held`, `settles`: see `Dispatcher.submit`)."""
+        """Send `records` to be written (`count`, `held`, `settles`: see `Dispatcher.submit`;
+        `needs`: the keys they reference, when the caller knows them already, else
+        `batch_needs`)."""
         return self.target.dispatcher.submit(
             self.checkpoint_name,
             count,
             lambda: self.write_batch(records),
             holds=self.batch_keys(records),
-            needs=self.batch_needs(records),
+            needs=self.batch_needs(records) if needs is None else needs,
             held=held,
             settles=settles,
             clears=self.batch_clears(records),

@@ -68,6 +68,10 @@ def _decode_upserted(content: bytes) -> Any:
         return json.loads(content)
 
 
+# Twenty lists soft-deleted rows when the filter names deletedAt; an upsert matches them too.
+WITH_DELETED = "or(deletedAt[is]:NULL,deletedAt[is]:NOT_NULL)"
+
+
 def quoted(values: list[str]) -> str:
     """Values for an `in` filter: each double-quoted, quotes inside escaped."""
     return ",".join(json.dumps(v, ensure_ascii=False) for v in values)

@@ -55,6 +55,7 @@ message arrives (it must have every property a mapping reads).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -95,6 +96,7 @@ class FieldMap:
 
 
 ParentDeleteRule = Literal["keep", "unlink", "cascade"]
+KEEP: ParentDeleteRule = "keep"  # `on_parent_delete` when unset (its declared default)
 SLOT = "\x1f"  # between a link's column and one of the keys its list names
 
 
@@ -103,7 +105,7 @@ class Reference:
     key: str  # the join column, e.g. companyId
     stream: str  # the parent stream
     sources: tuple[str, ...]  # this record's properties holding the parent's Singer key
-    on_parent_delete: ParentDeleteRule = "keep"
+    on_parent_delete: ParentDeleteRule = KEEP
     # The parent record's list of its children of this stream: (list property, key property).
     listed_in_parent: tuple[str, str] | None = None
     # A link through a junction object (`links`): `key` is the junction's column, not this
@@ -135,6 +137,7 @@ class StreamMapping:
         missing: dict[str, Any] | None = None,
         junction: Junction | None = None,
         create_when: Expression | None = None,
+        timezone: dt.tzinfo | None = None,
     ) -> None:
         self.stream = stream
         self.object = obj
@@ -146,6 +149,7 @@ class StreamMapping:
         self.missing = missing or {}
         self.junction = junction
         self.create_when = create_when
+        self.timezone = timezone  # `default_timezone`: how datetimes without an offset are read
 
     def _copy(self, fields: list[FieldMap] | None) -> StreamMapping:
         return StreamMapping(
@@ -157,6 +161,7 @@ class StreamMapping:
             None,
             self.junction,
             self.create_when,
+            self.timezone,
         )
 
     # Settings -----------------------------------------------------------------------------
@@ -168,6 +173,7 @@ class StreamMapping:
         workspace: Workspace,
         mappings: dict,
         create_missing: bool = False,
+        timezone: dt.tzinfo | None = None,
     ) -> StreamMapping:
         where = f"mappings.{stream}"
         try:
@@ -218,7 +224,15 @@ class StreamMapping:
             except ExpressionError as exc:
                 raise ConfigError(f"Setting '{where}.create_when': {exc}.") from None
         return cls(
-            stream, obj, fields, references, source_key_field, missing, junction, create_when
+            stream,
+            obj,
+            fields,
+            references,
+            source_key_field,
+            missing,
+            junction,
+            create_when,
+            timezone,
         )
 
     def with_created_fields(self) -> StreamMapping:
@@ -317,8 +331,7 @@ class StreamMapping:
             self._put(body, fm, path, record)
         return body
 
-    @staticmethod
-    def _put(body: dict[str, Any], fm: FieldMap, path: str, record: dict[str, Any]) -> None:
+    def _put(self, body: dict[str, Any], fm: FieldMap, path: str, record: dict[str, Any]) -> None:
         if not presence.carried(record, fm.source, fm.expression):
             return  # absent is not null: an update leaves the field alone
         if fm.expression is None:
@@ -329,7 +342,7 @@ class StreamMapping:
             except ExpressionError as exc:
                 raise BadValue(f"{path}: {exc}") from None
         if fm.sub is None:
-            body[fm.field.key] = convert(fm.field, value, path)
+            body[fm.field.key] = convert(fm.field, value, path, self.timezone)
         else:
             body.setdefault(fm.field.key, {})[fm.sub] = convert_sub(fm.field, fm.sub, value, path)
 
@@ -451,7 +464,7 @@ def _reference(
     parent_stream = spec["stream"]
     sources = spec["field"]
     sources = (sources,) if isinstance(sources, str) else tuple(sources)
-    rule = spec.get("on_parent_delete") or "keep"
+    rule = spec.get("on_parent_delete") or KEEP
     if rule not in ("keep", "unlink", "cascade"):
         raise ConfigError(
             f"{where}.on_parent_delete must be keep, unlink or cascade, got {rule!r}."

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from target_twenty.client import MAX_BATCH, quoted
+from target_twenty.client import MAX_BATCH, WITH_DELETED, quoted
 from target_twenty.identity import (
     SECONDARY,
     Candidate,
@@ -30,26 +30,24 @@ from target_twenty.identity import (
 from target_twenty.ids import Holder, stable_id
 
 if TYPE_CHECKING:
+    from target_twenty.destination import Destination
+    from target_twenty.entries import Entry
     from target_twenty.mapping import StreamMapping
-    from target_twenty.sinks import Entry
-    from target_twenty.target import TargetTwenty
 
 logger = logging.getLogger("target_twenty")
 
 # Longest filter sent in one read: real servers cap the request line (8 KB behind nginx).
 MAX_FILTER = 3500  # before URL encoding; see docs/api/twenty.md
-# Twenty lists soft-deleted rows when the filter names deletedAt; an upsert matches them too.
-WITH_DELETED = "or(deletedAt[is]:NULL,deletedAt[is]:NOT_NULL)"
 
 
 class Ownership:
-    def __init__(self, target: TargetTwenty, mapping: StreamMapping) -> None:
-        self.target = target
+    def __init__(self, destination: Destination, mapping: StreamMapping) -> None:
+        self.destination = destination
         self.mapping = mapping
         self.stream = mapping.stream
         self.obj = mapping.object
         self.scope = self.obj.id
-        self.store = target.ids
+        self.store = destination.ids
         # The owner field, once it exists (`create_missing_fields` makes it when its stream's
         # SCHEMA comes; a parent looked up before that has no rows owned through it yet).
         field = mapping.source_key_field
@@ -66,7 +64,7 @@ class Ownership:
         cache = self.store.holders(self.scope, (v for vs in values.values() for v in vs))
         # An object that held no row when the run began holds only what this run wrote, and
         # the id map knows all of that: only values it gave another record need a read.
-        empty = self.target.started_empty(self.obj)
+        empty = self.destination.started_empty(self.obj)
         uncertain = [
             e for e in entries if force_read or self._uncertain(e, values[e.id], cache, empty)
         ]
@@ -78,8 +76,8 @@ class Ownership:
         planner = Planner(
             self.obj,
             Rows(self.obj, rows, self.source_key_field, owners),
-            self.target.on_unique_conflict,  # type: ignore[arg-type]
-            self.target.adopted_rows,  # type: ignore[arg-type]
+            self.destination.settings.on_unique_conflict,  # type: ignore[arg-type]
+            self.destination.settings.adopted_rows,  # type: ignore[arg-type]
             self.source_key_field,
         )
         # Every entry is planned, read or not: an earlier record of the batch may claim its
@@ -131,7 +129,7 @@ class Ownership:
         """Rows (soft-deleted ones too) with the entries' ids, owners or unique values."""
         rows: dict[str, dict[str, Any]] = {}
         for group in self._filters(entries):
-            for row in self.target.client.find(self.obj.plural, group):
+            for row in self.destination.client.find(self.obj.plural, group):
                 rows.setdefault(row.get("id"), row)
         return list(rows.values())
 
@@ -183,7 +181,7 @@ class Ownership:
             if self.source_key_field:
                 shown = sorted({display_of_key(k) for k in chunk})
                 conditions.append(f"{self.source_key_field}[in]:[{quoted(shown)}]")
-            rows = self.target.client.find(
+            rows = self.destination.client.find(
                 self.obj.plural, f"{WITH_DELETED},or({','.join(conditions)})"
             )
             by_id = {row["id"]: row for row in rows if "id" in row}
@@ -227,7 +225,9 @@ class Ownership:
 
     def _promote(self, waiting: Holder, f_key: str, value: str) -> bool:
         f = self.obj.fields[f_key]
-        rows = self.target.client.find(self.obj.plural, f"id[in]:[{quoted([waiting.twenty_id])}]")
+        rows = self.destination.client.find(
+            self.obj.plural, f"id[in]:[{quoted([waiting.twenty_id])}]"
+        )
         if not rows:
             return False  # gone (deleted in Twenty): the next waiting record may take it
         current = rows[0].get(f_key)
@@ -242,11 +242,11 @@ class Ownership:
             change: Any = composite
         else:
             change = value
-        if not self.target.client.update(self.obj.plural, waiting.twenty_id, {f_key: change}):
+        if not self.destination.client.update(self.obj.plural, waiting.twenty_id, {f_key: change}):
             return False
         self.store.add_hold(self.scope, waiting, (f_key, value))
         path = f"{f_key}.{f.unique_subfield}" if f.unique_subfield else f_key
-        self.target.report.record(
+        self.destination.report.record(
             waiting.stream,
             shown_key(waiting.key),
             "updated",

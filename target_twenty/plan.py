@@ -20,8 +20,7 @@ import threading
 from typing import Any
 
 from target_kit.plan import Changes, differences
-from target_twenty.client import MAX_BATCH, TwentyClient, quoted
-from target_twenty.ownership import WITH_DELETED
+from target_twenty.client import MAX_BATCH, WITH_DELETED, TwentyClient, quoted
 
 # Rows kept from reads for later writes' comparisons; a batch's rows are taken when written.
 _CACHE_LIMIT = 10_000

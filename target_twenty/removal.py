@@ -36,10 +36,11 @@ from target_twenty.identity import (
     unique_values,
 )
 from target_twenty.ids import stable_id
+from target_twenty.ownership import Ownership
 
 if TYPE_CHECKING:
+    from target_twenty.destination import Destination
     from target_twenty.mapping import Reference, StreamMapping
-    from target_twenty.target import TargetTwenty
 
 
 @dataclass
@@ -53,13 +54,13 @@ class Gone:
 
 
 class Removal:
-    def __init__(self, target: TargetTwenty, mapping: StreamMapping) -> None:
-        self.target = target
+    def __init__(self, destination: Destination, mapping: StreamMapping) -> None:
+        self.destination = destination
         self.mapping = mapping
         self.stream = mapping.stream
         self.obj = mapping.object
-        self.store = target.ids
-        self.client = target.client
+        self.store = destination.ids
+        self.client = destination.client
 
     @property
     def reads(self) -> bool:
@@ -68,7 +69,7 @@ class Removal:
             self.obj.unique_fields()
             or self.mapping.source_key_field
             or self.mapping.junction
-            or self.target.dependants(self.stream)
+            or self.destination.dependants(self.stream)
         )
 
     # A source record's own deletion -------------------------------------------------------
@@ -81,7 +82,7 @@ class Removal:
                 self.store.mark_deleted(self.obj.id, [ids[key]])
                 self._report_deleted(records, key_of, ids[key], found)
             return
-        rows = self.target.ownership_of(self.mapping).rows_of_keys(list(keyed))
+        rows = Ownership(self.destination, self.mapping).rows_of_keys(list(keyed))
         doomed: list[Gone] = []
         for key, records in keyed.items():
             row = rows.get(key)
@@ -94,7 +95,7 @@ class Removal:
             if kept is not None:
                 self._unlink_owner(key, row)
                 for record in records:
-                    self.target.report.record(
+                    self.destination.report.record(
                         self.stream, key_of(record), "skipped", row["id"], kept[1], status=kept[0]
                     )
                 continue
@@ -115,7 +116,7 @@ class Removal:
                 "its row is also another record's (merged by a unique value): unlinked from "
                 "this record, not deleted",
             )
-        if not is_source_row(row["id"]) and not self.target.delete_adopted_rows:
+        if not is_source_row(row["id"]) and not self.destination.settings.delete_adopted_rows:
             return (
                 ["adopted"],
                 "its row was made in Twenty and adopted: unlinked from this record and kept "
@@ -149,7 +150,7 @@ class Removal:
             self.store.mark_deleted(self.obj.id, [row["id"]])
             if gone.key is not None:
                 self.store.release(self.obj.id, self.stream, [gone.key])
-            self.target.report.record(
+            self.destination.report.record(
                 self.stream,
                 gone.record,
                 "deleted",
@@ -157,7 +158,7 @@ class Removal:
                 gone.cause if found else "not in Twenty (deleted already)",
             )
         if released:
-            self.target.ownership_of(self.mapping).give_away(released)
+            Ownership(self.destination, self.mapping).give_away(released)
         self._unlink_junctions([g.row["id"] for g in doomed])
         self._follow(doomed)
 
@@ -176,14 +177,14 @@ class Removal:
     def _follow(self, doomed: list[Gone]) -> None:
         """Rows of other streams referencing the deleted rows follow `on_parent_delete`."""
         parent_ids = [g.row["id"] for g in doomed]
-        for child, ref in self.target.dependants(self.stream):
+        for child, ref in self.destination.dependants(self.stream):
             if ref.on_parent_delete == "keep":
                 continue
-            rows = Removal(self.target, child).children(ref, parent_ids)
+            rows = Removal(self.destination, child).children(ref, parent_ids)
             cause = (
                 f"its '{self.stream}' parent was deleted (on_parent_delete: {ref.on_parent_delete})"
             )
-            Removal(self.target, child).apply(ref, rows, cause)
+            Removal(self.destination, child).apply(ref, rows, cause)
 
     def children(self, ref: Reference, parent_ids: Iterable[str]) -> list[dict[str, Any]]:
         """Live rows of this mapping's object that reference the parents and that a source
@@ -219,7 +220,7 @@ class Removal:
             for row in rows:
                 self.client.update(self.obj.plural, row["id"], {ref.key: None})
                 key = self.owner_key(row)
-                self.target.report.record(
+                self.destination.report.record(
                     self.stream, shown_key(key), "updated", row["id"], f"{ref.key} emptied: {cause}"
                 )
 
@@ -250,7 +251,7 @@ class Removal:
     def _report_deleted(self, records: list[dict], key_of: Any, row_id: str, found: bool) -> None:
         reason = None if found else "not in Twenty (never loaded, or deleted already)"
         for record in records:
-            self.target.report.record(self.stream, key_of(record), "deleted", row_id, reason)
+            self.destination.report.record(self.stream, key_of(record), "deleted", row_id, reason)
 
 
 def _without_unique(obj: Any, row: dict[str, Any]) -> dict[str, Any]:

@@ -9,79 +9,40 @@ The live records of a batch, on a worker thread (`write_records`):
    vain: see below); links through a junction object are kept for after the write;
 3. each record gets its id (alias, else the stable id); records with the same id are merged,
    the last one winning; `create_when` keeps records it says no to from creating rows;
-4. identity planning (`identity.py`, `ownership.py`): a unique value another record's row
-   holds is a conflict (`on_unique_conflict`), a row made in Twenty holding it is adopted
-   (`adopted_rows`);
-5. the call; a 400 is split in halves until the refused record is alone, and that record is
-   dead-lettered with the server's message while the others load (a unique value taken since
-   the id map looked is planned once more from a fresh read first);
-6. the id map learns aliases, holders and conflicts; values a record gave up go to the record
-   waiting for them; junction rows follow (`links`); children a written parent no longer lists
-   follow `on_parent_delete`; every record goes to the run report.
+4. the writer (`writer.py`) plans identities, sends, and notes what was written.
 
 A record marked deleted (`_sdc_deleted_at`, see `target_kit.sink`) deletes what its key alone
 owns, its children following their rule (`removal.py`). A child that references a parent the
 target deleted leaves that link as it is (Twenty refuses a link to a deleted record) and says
 so in the run report.
 
-Parents before children (`batch_needs`): a batch waits for in-flight batches writing the
+Parents before children (`parents.py`): a batch waits for in-flight batches writing the
 parents it references, and a parent still buffered in its sink is sent first. A child whose
 parent has not come at all yet, and is not in Twenty (one lookup per batch), is held back until
-the parent is sent, then follows it (`target_twenty.held`); at the end of the input, children
-still waiting are sent anyway, and handled by `on_missing_parent` if their parent is still not
-in Twenty.
+the parent is sent, then follows it; at the end of the input, children still waiting are sent
+anyway, and handled by `on_missing_parent` if their parent is still not in Twenty.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from target_kit.http import ConfigError, RejectedError
+from target_kit.http import ConfigError
 from target_kit.sink import PipelinedSink, is_deleted
 from target_twenty.client import MAX_BATCH
-from target_twenty.held import Held, Parent
-from target_twenty.identity import Plan
+from target_twenty.entries import Entry, Item
 from target_twenty.ids import content_key, key_text, stable_id
-from target_twenty.mapping import SLOT
 from target_twenty.ownership import Ownership
+from target_twenty.parents import Held, Parent
 from target_twenty.removal import Removal
 from target_twenty.values import BadValue
+from target_twenty.writer import ObjectWriter
 
 if TYPE_CHECKING:
     from target_twenty.mapping import Reference, StreamMapping
     from target_twenty.target import TargetTwenty
-
-
-@dataclass
-class Item:
-    """One source record on its way to Twenty."""
-
-    record: dict[str, Any]
-    key: str | None  # Singer key as text; None for streams without key properties
-    payload: dict[str, Any] = field(default_factory=dict)
-    parents: dict[str, str | None] = field(default_factory=dict)  # join column → parent key
-    id: str = ""
-    note: str | None = None  # for the run report
-    status: list[str] = field(default_factory=list)
-    links: dict[str, str | None] = field(default_factory=dict)  # junction column → parent id
-
-
-@dataclass
-class Entry:
-    """One record of a request: the last of the items sharing its id, merged."""
-
-    id: str
-    body: dict[str, Any]
-    items: list[Item]
-    plan: Plan | None = None  # what identity planning decided (`ownership.py`)
-    planned_from: Entry | None = None  # the entry before planning (its own id and body)
-
-    @property
-    def key(self) -> str | None:
-        return self.items[-1].key
 
 
 class TwentySink(PipelinedSink):
@@ -90,27 +51,37 @@ class TwentySink(PipelinedSink):
 
     def setup(self) -> None:
         super().setup()
+        self.destination = self.target.destination
         properties = self.schema.get("properties") or {}
-        mapping = self.target.mapping(self.stream_name)
+        mapping = self.destination.mapping(self.stream_name)
         if mapping.missing:  # create_missing_fields: before any record is written
-            mapping = self.target.create_fields(mapping, properties)
+            mapping = self.destination.create_fields(mapping, properties)
         self.mapping: StreamMapping = mapping.for_schema(
             properties, list(self.key_properties or [])
         )
         self.object = self.mapping.object
-        self.ownership = Ownership(self.target, self.mapping)
-        self.removal = Removal(self.target, self.mapping)
+        self.ownership = Ownership(self.destination, self.mapping)
+        self.removal = Removal(self.destination, self.mapping)
         # References of other streams whose parent records list their children here.
         self.listings = [
-            ref for _, ref in self.target.dependants(self.stream_name) if ref.listed_in_parent
+            ref for _, ref in self.destination.dependants(self.stream_name) if ref.listed_in_parent
         ]
-        self.is_parent = self.stream_name in self.target.parent_streams
+        self.is_parent = self.stream_name in self.destination.parent_streams
+        self.writer = ObjectWriter(
+            self.destination,
+            self.mapping,
+            self.ownership,
+            self.listings,
+            keep_ids=self.is_parent,
+            fail=self._fail,
+            key_of=self.key_of,
+            logger=self.logger,
+        )
         if self.is_parent and not self.key_properties:
             raise ConfigError(
                 f"Stream '{self.stream_name}' has no key properties, so the records of other "
                 "streams cannot reference it (setting 'mappings.<stream>.references')."
             )
-        self._buffered: set[str] = set()  # keys of parents waiting for a full batch
         if not self.key_properties:
             self.logger.warning(
                 "Stream '%s' has no key properties: each record's id is derived from its "
@@ -134,8 +105,8 @@ class TwentySink(PipelinedSink):
 
     @property
     def max_size(self) -> int:
-        # `batch_size_rows` may lower the batch, never raise it over what one call takes.
-        return min(self.batch_size_rows or self.target.batch_size, self.target.batch_size)
+        # `batch_size_rows` (at most what one call takes, its schema says), or `batch_size`.
+        return self.destination.settings.batch_size
 
     @functools.cached_property
     def _key_names(self) -> tuple[str, ...]:
@@ -151,95 +122,59 @@ class TwentySink(PipelinedSink):
         if self.is_parent and not record.get("__rejected__"):
             key = self.key_text(record)
             if key is not None:
-                self._buffered.add(key)
+                self.target.parent_order.buffered(self, key)
         super().process_record(record, context)
 
     def process_batch(self, context: dict) -> None:
-        self._buffered.clear()
+        order = self.target.parent_order
+        order.batch_taken(self)
         records = context.get("records", [])
         if not records:
             return
-        self._send_parents_first(self._parent_keys(records))
-        waits = self._waits(records)
-        ready = [r for r, w in zip(records, waits, strict=True) if not w]
-        ticket = self.submit(ready, len(records), held=len(records) - len(ready))
-        self.target.hold(
-            Held(self, r, ticket, self._key(r), w) for r, w in zip(records, waits, strict=True) if w
+        keys = [self._key(r) for r in records]
+        parents = [self._parents_of(r) for r in records]  # once per batch
+        order.send_buffered_first(self, (p for found in parents for p in found))
+        waits = order.waits(list(zip(keys, parents, strict=True)), self._found_in_twenty)
+        now = [n for n, waiting in enumerate(waits) if not waiting]
+        ready = [records[n] for n in now]
+        needs = list(dict.fromkeys(p for n in now for p in parents[n]))
+        ticket = self.submit(ready, len(records), held=len(records) - len(ready), needs=needs)
+        order.hold(
+            Held(self, records[n], ticket, keys[n], waiting)
+            for n, waiting in enumerate(waits)
+            if waiting
         )
         self._sent(ready)
 
     def resend(self, entries: list[Held]) -> None:
         """Send held records: their parent came, or they waited long enough."""
         records = [e.record for e in entries]
-        self.submit(records, 0, settles=[e.ticket for e in entries])
+        needs = list(dict.fromkeys(p for r in records for p in self._parents_of(r)))
+        self.target.parent_order.send_buffered_first(self, needs)
+        self.submit(records, 0, settles=[e.ticket for e in entries], needs=needs)
         self._sent(records)
 
     def _sent(self, records: list[dict]) -> None:
         """Records went to be written: children waiting for them may follow now."""
         if self.is_parent and records:
             keys = [k for k in map(self.key_text, records) if k is not None]
-            self.target.ids.mark_arrived(self.stream_name, keys)
-            self.target.parents_sent([(self.stream_name, k) for k in keys])
+            self.target.parent_order.sent(self.stream_name, keys)
 
     def _key(self, record: dict) -> Parent | None:
         key = self.key_text(record)
         return (self.stream_name, key) if key is not None else None
 
-    def _waits(self, records: list[dict]) -> list[set[Parent]]:
-        """For each record, the parents it must wait for (none: it can be written now).
-
-        A parent is waited for when it has not come in this run and is not in Twenty. A record
-        also waits for whatever an earlier held version of it waits for: it must not overtake it.
-        """
-        missing: set[Parent] = set()
-        for stream, keys in self._parent_keys(records).items():
-            keys -= self.target.ids.arrived(stream, keys)
-            waited = {k for k in keys if self.target.held.expects((stream, k))}
-            unknown = keys - waited
-            if unknown:  # one request for the batch (none for parents sent in this run)
-                twenty_ids, present, deleted = self._parents_in_twenty(stream, unknown)
-                known = present | deleted
-                waited |= {k for k in unknown if twenty_ids[k] not in known}
-            missing |= {(stream, k) for k in waited}
-        if not missing and not len(self.target.held):
-            return [set() for _ in records]  # nothing to wait for: the common case
-        waits: list[set[Parent]] = []
-        held_here: dict[Parent, set[Parent]] = {}  # records of this batch held so far
-        for record in records:
-            parents = {(r.stream, k) for r, k in self._references(record)} & missing
-            key = self._key(record)
-            if key is not None:
-                earlier = self.target.held.latest(key)
-                parents |= held_here.get(key) or (earlier.waiting if earlier else set())
-                if parents:
-                    held_here[key] = parents
-            waits.append(parents)
-        return waits
-
-    def _references(self, record: dict) -> list[tuple[Reference, str]]:
-        """The parents a record links to: (reference, parent key)."""
+    def _parents_of(self, record: dict) -> list[Parent]:
+        """The parent records a record links to, as (stream, key)."""
         if not self.mapping.references or (self.process_deletes and is_deleted(record)):
             return []  # a deletion links nothing
         keys = self.mapping.parent_keys(record)
-        return [(self.mapping.reference_of(s), k) for s, k in keys.items() if k is not None]
+        return [(self.mapping.reference_of(s).stream, k) for s, k in keys.items() if k is not None]
 
-    def _parent_keys(self, records: list[dict]) -> dict[str, set[str]]:
-        """Parent stream → the keys `records` reference."""
-        keys: dict[str, set[str]] = {}
-        for record in records:
-            for ref, key in self._references(record):
-                keys.setdefault(ref.stream, set()).add(key)
-        return keys
-
-    def _send_parents_first(self, parents: dict[str, set[str]]) -> None:
-        """Parents still buffered in their sink are sent now, before their children."""
-        for stream, keys in parents.items():
-            for sink in self.target.sinks_of(stream):
-                if sink is not self and keys & sink._buffered:
-                    self.logger.debug(
-                        "Sending buffered '%s' records before '%s'.", stream, self.stream_name
-                    )
-                    self.target.drain_one(sink)
+    def _found_in_twenty(self, stream: str, keys: set[str]) -> set[str]:
+        """Those of `keys` whose `stream` record is in Twenty (or was deleted there)."""
+        twenty_ids, present, deleted = self._parents_in_twenty(stream, keys)
+        return {k for k in keys if twenty_ids[k] in present | deleted}
 
     def batch_keys(self, records: list[dict]) -> list[Hashable]:
         """Its records' keys, and the unique values they write or hold now: two batches that
@@ -251,15 +186,9 @@ class TwentySink(PipelinedSink):
             scope = self.object.id
             for record in records:
                 held += [("unique", scope, *v) for v in self.mapping.unique_values_of(record)]
-            for values in self.target.ids.held_by(scope, self.stream_name, keys).values():
+            for values in self.destination.ids.held_by(scope, self.stream_name, keys).values():
                 held += [("unique", scope, *v) for v in values]
         return held
-
-    def batch_needs(self, records: list[dict]) -> list[Hashable]:
-        """The parents' keys; a parent still buffered in its sink is sent now, first."""
-        parents = self._parent_keys(records)
-        self._send_parents_first(parents)
-        return [(stream, k) for stream, keys in parents.items() for k in keys]
 
     def batch_clears(self, records: list[dict]) -> list[Hashable]:
         """The keys this batch may take links away from: records deleted (their children
@@ -275,10 +204,7 @@ class TwentySink(PipelinedSink):
         items = [item for item in map(self._prepare, records) if item is not None]
         items = self._resolve_parents(items)
         entries = self._merge(self._assign_ids(items))
-        entries = self._updates_only_where_rows_exist(entries)
-        entries = self._planned(entries)
-        if entries:
-            self._send(entries)
+        self.writer.write(self._updates_only_where_rows_exist(entries))
 
     def _updates_only_where_rows_exist(self, entries: list[Entry]) -> list[Entry]:
         """Records `create_when` says not to create are written only if their row exists."""
@@ -287,7 +213,7 @@ class TwentySink(PipelinedSink):
         updates = [e for e in entries if not self.mapping.creates(e.items[-1].record)]
         if not updates:
             return entries
-        existing = self.target.client.existing(self.object.plural, [e.id for e in updates])
+        existing = self.destination.client.existing(self.object.plural, [e.id for e in updates])
         kept = []
         for entry in entries:
             if entry in updates and entry.id not in existing:
@@ -330,14 +256,14 @@ class TwentySink(PipelinedSink):
         self, stream: str, keys: Iterable[str]
     ) -> tuple[dict[str, str], set[str], set[str]]:
         """Each parent key's Twenty id; of these ids, those in Twenty and those deleted."""
-        store = self.target.ids
-        parent = self.target.object_of(stream)
+        store = self.destination.ids
+        parent = self.destination.object_of(stream)
         twenty_ids = store.ids(parent.id, stream, keys)
         present = store.present(parent.id, twenty_ids.values())
         deleted = store.deleted(parent.id, set(twenty_ids.values()) - present)
         unknown = sorted(k for k, i in twenty_ids.items() if i not in present | deleted)
         if unknown:  # written before this run (perhaps adopted), or never: ask Twenty
-            ownership = self.target.ownership_of(self.target.mapping(stream))
+            ownership = Ownership(self.destination, self.destination.mapping(stream))
             for key, row in ownership.rows_of_keys(unknown).items():
                 if row is None:
                     continue
@@ -378,15 +304,15 @@ class TwentySink(PipelinedSink):
                         )
                     else:
                         orphans.setdefault(n, (ref, slot, key))
-        rule = self.target.on_missing_parent
+        rule = self.destination.settings.on_missing_parent
         dropped = set()
         for n, (ref, slot, key) in orphans.items():
             reason = self._orphan_reason(ref, key)
-            if rule == "load_unlinked" and not self.target.ids.arrived(ref.stream, [key]):
+            if rule == "load_unlinked" and not self.target.parent_order.arrived(ref.stream, [key]):
                 (items[n].links if ref.via_junction else items[n].payload)[slot] = None
                 items[n].note = f"{reason}; loaded without the link (on_missing_parent)"
                 items[n].status.append("unlinked")
-            elif rule == "skip" and not self.target.ids.arrived(ref.stream, [key]):
+            elif rule == "skip" and not self.target.parent_order.arrived(ref.stream, [key]):
                 self.skip(items[n].record, f"{reason} (on_missing_parent: skip)")
                 dropped.add(n)
             else:
@@ -396,9 +322,9 @@ class TwentySink(PipelinedSink):
 
     def _orphan_reason(self, ref: Reference, key: str) -> str:
         missing = f"{ref.key}: the '{ref.stream}' record with key {key} is not in Twenty"
-        if self.target.ids.arrived(ref.stream, [key]):
+        if self.target.parent_order.arrived(ref.stream, [key]):
             return f"{missing}: it came in this run but was not written (see its dead letter)"
-        self.target.held.count_orphan(self.stream_name)
+        self.target.parent_order.count_orphan(self.stream_name)
         return (
             f"{missing} and did not come in this run (a record waits for its parent until the "
             "end of the input, checkpoint_seconds once a STATE waits for it, or until more than "
@@ -406,7 +332,7 @@ class TwentySink(PipelinedSink):
         )
 
     def _assign_ids(self, items: list[Item]) -> list[Item]:
-        known = self.target.ids.ids(
+        known = self.destination.ids.ids(
             self.object.id, self.stream_name, [i.key for i in items if i.key is not None]
         )
         for item in items:
@@ -414,7 +340,7 @@ class TwentySink(PipelinedSink):
                 item.id = known[item.key]
             else:
                 item.id = stable_id(
-                    self.target.ids.namespace, self.stream_name, content_key(item.payload)
+                    self.destination.ids.namespace, self.stream_name, content_key(item.payload)
                 )
         return items
 
@@ -431,186 +357,5 @@ class TwentySink(PipelinedSink):
                 entry.items.append(item)
         return list(entries.values())
 
-    def _planned(self, entries: list[Entry], force_read: bool = False) -> list[Entry]:
-        """Entries as identity planning decided (`identity.py`): their rows, their bodies; those
-        that became one row merged, those refused dead-lettered."""
-        planned: dict[str, Entry] = {}
-        for entry, plan in zip(entries, self.ownership.plan(entries, force_read), strict=True):
-            if plan.dead_letter:
-                for item in entry.items:
-                    self._fail(item, plan.dead_letter, "unique-conflict")
-                continue
-            self._say_conflicts(entry, plan)
-            same = planned.get(plan.id)
-            if same is None:
-                planned[plan.id] = Entry(plan.id, plan.body, list(entry.items), plan, entry)
-            else:  # merged into a row another record of the batch writes
-                same.body.update(plan.body)
-                same.items += entry.items
-                assert same.plan is not None
-                same.plan.status = sorted(set(same.plan.status) | set(plan.status))
-                same.plan.notes += plan.notes
-        return list(planned.values())
-
-    def _say_conflicts(self, entry: Entry, plan: Plan) -> None:
-        """One WARNING per conflict (the first 20 of the run; then a count at the end)."""
-        for conflict in plan.conflicts:
-            if self.target.conflicts_said < 20:
-                self.logger.warning(
-                    "Stream '%s': record %s: %s %r is held by %s (row %s) — %s.",
-                    self.stream_name,
-                    entry.key,
-                    conflict["field"],
-                    conflict["value"],
-                    f"record {conflict['held_by']}" if conflict["held_by"] else "another row",
-                    conflict["held_by_row"],
-                    {
-                        "keep_apart": "written as its own row without it",
-                        "merge": "merged into that row",
-                        "dead_letter": "dead-lettered",
-                    }[self.target.on_unique_conflict],
-                )
-            self.target.conflicts_said += 1
-
-    def _send(self, entries: list[Entry], replanned: bool = False) -> None:
-        try:
-            rows = self.target.client.upsert(
-                self.object.plural, [{"id": e.id, **e.body} for e in entries]
-            )
-        except RejectedError as exc:
-            if len(entries) == 1:
-                self._refused(entries[0], exc, replanned)
-                return
-            half = len(entries) // 2  # find the refused record(s); the others load
-            self._send(entries[:half], replanned)
-            self._send(entries[half:], replanned)
-            return
-        self._written(entries, rows)
-
-    def _refused(self, entry: Entry, exc: RejectedError, replanned: bool) -> None:
-        """A record Twenty refused alone. A unique value someone took since the id map last
-        looked is planned again from a fresh read, once; anything else is dead-lettered."""
-        source = entry.planned_from
-        if not replanned and source is not None and _unique_clash(exc.message):
-            again = self._planned([source], force_read=True)
-            if again:
-                self._send(again, replanned=True)
-            return
-        for item in entry.items:
-            self._fail(item, f"Twenty refused it: {exc.message}", exc.code)
-
-    def _written(self, entries: list[Entry], rows: list[dict[str, Any]]) -> None:
-        written = []
-        outcomes: dict[str, tuple[Plan, str]] = {}  # key → its plan and row
-        for entry, row in zip(entries, rows, strict=True):
-            row_id = str(row.get("id") or entry.id)
-            written += [(item.key, row_id) for item in entry.items]
-            plan = entry.plan or Plan(entry.id, entry.body)
-            outcomes.update((i.key, (plan, row_id)) for i in entry.items if i.key is not None)
-        # Saved before the batch is acknowledged: a later STATE never outruns an alias.
-        self.target.ids.save(self.object.id, self.stream_name, written, keep=self.is_parent)
-        released = self.ownership.remember(outcomes)
-        for entry, row in zip(entries, rows, strict=True):
-            self._report_written(entry, row)
-        if released:
-            self.ownership.give_away(released)
-        if self.mapping.junction is not None:
-            self._write_links(entries, rows)
-        for ref in self.listings:
-            self._check_listed(ref, entries, rows)
-
-    def _report_written(self, entry: Entry, row: dict[str, Any]) -> None:
-        row_id = str(row.get("id") or entry.id)
-        created = row.get("createdAt") is not None and row.get("createdAt") == row.get("updatedAt")
-        plan = entry.plan
-        notes = list(plan.notes) if plan else []
-        if row_id != entry.id:  # Twenty matched another row than planned (no read was made)
-            notes.append(
-                f"Twenty matched an existing {self.object.singular} ({row_id}) by a unique "
-                f"field; it is this record's {self.object.singular} from now on"
-            )
-        for n, item in enumerate(entry.items):
-            later = n < len(entry.items) - 1
-            status = [*(plan.status if plan else []), *item.status]
-            self.target.report.record(
-                self.stream_name,
-                self.key_of(item.record),
-                "created" if created and n == 0 else "updated",
-                row_id,
-                "merged with a later version of this record in the same batch"
-                if later
-                else "; ".join(filter(None, (*notes, item.note))) or None,
-                status=sorted(set(status)),
-                details=plan.details if plan and not later else None,
-            )
-
-    def _write_links(self, entries: list[Entry], rows: list[dict[str, Any]]) -> None:
-        """One junction row per linked record, after the records themselves, under a stable id
-        (record and linked record), so a re-run updates the same link instead of adding one;
-        links a record no longer names (of the columns it carries) are removed."""
-        junction = self.mapping.junction
-        assert junction is not None
-        scope, plural = junction.object.id, junction.object.plural
-        links: list[dict[str, Any]] = []
-        now: dict[str, dict[str, set[str]]] = {}  # record row → column → its link ids
-        for entry, row in zip(entries, rows, strict=True):
-            row_id = str(row.get("id") or entry.id)
-            columns = now.setdefault(row_id, {})
-            for slot, parent_id in entry.items[-1].links.items():
-                column = slot.partition(SLOT)[0]
-                ids = columns.setdefault(column, set())
-                if parent_id is None:
-                    continue
-                link_id = stable_id(
-                    self.target.ids.namespace,
-                    f"{self.stream_name}>{plural}",
-                    key_text([entry.key or row_id, slot]),
-                )
-                ids.add(link_id)
-                links.append({"id": link_id, junction.own_column: row_id, column: parent_id})
-        for start in range(0, len(links), MAX_BATCH):
-            self.target.client.upsert(plural, links[start : start + MAX_BATCH])
-        before = self.target.ids.links_of(scope, now)
-        gone = [
-            link_id
-            for owner, columns in now.items()
-            for column, link_id in before.get(owner, [])
-            if column in columns and link_id not in columns[column]
-        ]
-        for link_id in gone:
-            self.target.client.delete(plural, link_id)
-        self.target.ids.note_links(
-            scope,
-            [(o, c, i) for o, columns in now.items() for c, ids in columns.items() for i in ids],
-            forget=gone,
-        )
-
-    def _check_listed(self, ref: Reference, entries: list[Entry], rows: list[dict]) -> None:
-        """Children of `ref`'s stream that a written parent no longer lists leave (or lose
-        their link), per `on_parent_delete`."""
-        listed: dict[str, set[str]] = {}
-        for entry, row in zip(entries, rows, strict=True):
-            children = ref.listed_children(entry.items[-1].record)
-            if children is not None:
-                listed[str(row.get("id") or entry.id)] = children
-        child = self.target.mapping(_stream_of(self.target, ref))
-        if self.target.started_empty(child.object):
-            return  # its rows are this run's, each written under the parent that lists it
-        Removal(self.target, child).unlisted(ref, listed)
-
     def _fail(self, item: Item, reason: str, code: Any) -> None:
         self.reject(item.record, reason, code)
-
-
-def _unique_clash(message: str) -> bool:
-    """Whether Twenty refused a record over a unique value (upsert or database wording)."""
-    text = message.lower()
-    return "multiple records" in text or "duplicate" in text or "unique" in text
-
-
-def _stream_of(target: TargetTwenty, ref: Reference) -> str:
-    """The stream whose mapping holds `ref`."""
-    for mapping, other in target.dependants(ref.stream):
-        if other is ref:
-            return mapping.stream
-    raise LookupError(ref)

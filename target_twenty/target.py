@@ -3,260 +3,32 @@
 Every record is upserted on a stable id (`load_method` admits `upsert` only); a record the tap
 marks deleted (`_sdc_deleted_at`) soft-deletes its Twenty record (`process_deletes`), and nothing
 else is ever deleted. Built on `target_kit.PipelinedTarget` (several batches in flight, STATE per
-acknowledged batch, dead letters, run report). What is Twenty's own is here and in the sibling
-modules: the settings, the workspace metadata every mapping is checked against, stable ids and
-aliases.
+acknowledged batch, dead letters, run report). What is Twenty's own is in the sibling
+modules, the same rooms as target-jiandaoyun's: settings (`settings.py`), the sink (`sinks.py`)
+and its writer (`writer.py`), the workspace's metadata (`metadata.py`, read through
+`destination.py`), mappings (`mapping.py`) and values (`values.py`); besides them stable ids and
+aliases (`ids.py`), identity (`identity.py`, `ownership.py`), deletions (`removal.py`) and
+parents before children (`parents.py`).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
-
-from singer_sdk import typing as th
 
 from target_kit.cli import PlainSettingErrors
 from target_kit.configtest import MeltanoConfigTest
-from target_kit.deadletter import dead_letter_setting
 from target_kit.http import ApiError, ConfigError
-from target_kit.plan import DRY_RUN_SETTING, DryRun, scratch_copy
+from target_kit.plan import DryRun, scratch_copy
 from target_kit.replay import DeadLetterReplay
 from target_kit.settings import SettingsFromText
-from target_kit.target import COMMON_SETTINGS, PipelinedTarget
-from target_twenty.client import MAX_BATCH, TwentyClient
-from target_twenty.held import Held, HeldRecords, Parent
+from target_kit.target import PipelinedTarget
+from target_twenty.client import TwentyClient
+from target_twenty.destination import Destination
 from target_twenty.ids import IdStore
-from target_twenty.mapping import Reference, StreamMapping
-from target_twenty.metadata import TwentyObject, Workspace
-from target_twenty.ownership import WITH_DELETED, Ownership
+from target_twenty.parents import ParentOrder
 from target_twenty.plan import PlanClient
+from target_twenty.settings import SETTINGS, TwentySettings
 from target_twenty.sinks import TwentySink
-
-EXPRESSION = th.ObjectType(
-    th.Property("expression", th.StringType, required=True), additional_properties=False
-)
-REFERENCE = th.ObjectType(
-    th.Property("stream", th.StringType, required=True, description="The parent stream."),
-    th.Property(
-        "field",
-        th.CustomType({"type": ["string", "array"], "items": {"type": "string"}}),
-        required=True,
-        description="This record's property holding the parent's Singer key (for a compound "
-        "key, a list of properties in the order of the parent's key properties).",
-    ),
-    th.Property(
-        "on_parent_delete",
-        th.StringType(allowed_values=["keep", "unlink", "cascade"]),
-        default="keep",
-        description="What happens to this stream's rows in Twenty (those a source record "
-        "owns) when their parent is deleted at the source: keep them as they are, unlink "
-        "them (the join column emptied), or cascade (soft-delete them too).",
-    ),
-    th.Property(
-        "listed_in_parent",
-        th.StringType,
-        description="Where the parent's record lists all of its children of this stream, as "
-        "'<list property>[].<key property>' (tap-okki: 'customers[].customer_id'). A child row "
-        "the parent no longer lists follows `on_parent_delete` when the parent is next "
-        "written (one extra read per batch of parents).",
-    ),
-)
-STREAM_MAPPING = th.ObjectType(
-    th.Property(
-        "object",
-        th.StringType,
-        description="Plural API name of the Twenty object (standard or custom) the stream "
-        "loads. Default: the stream name.",
-    ),
-    th.Property(
-        "fields",
-        th.ObjectType(
-            additional_properties=th.AnyOf(
-                th.StringType,
-                EXPRESSION,
-                # A composite's sub-fields nested instead of dotted (what Meltano makes of
-                # dotted keys): {"domainName": {"primaryLinkUrl": "website"}}.
-                th.ObjectType(additional_properties=th.AnyOf(th.StringType, EXPRESSION)),
-            )
-        ),
-        description='Twenty field ← source property, e.g. {"name.firstName": "first_name", '
-        '"domainName.primaryLinkUrl": "website"}, or ← a value computed from the record, e.g. '
-        '{"amount.amountMicros": {"expression": "int(amount * 1000000) if amount is not None '
-        'else None"}} (simpleeval, as in stream_maps: properties are names, `record` is the '
-        "whole record, dates are ISO 8601 text, None empties the field; a record the "
-        "expression fails on is dead-lettered). Default: properties load into the fields of "
-        "the same name. A composite's sub-fields may also be nested: "
-        '{"domainName": {"primaryLinkUrl": "website"}} (Meltano turns dotted keys into that).',
-    ),
-    th.Property(
-        "source_key_field",
-        th.StringType,
-        description="A text field of the object that receives each record's source key (its "
-        "Singer key properties, e.g. an OKKI id in 'okkiId'): people find rows by it, and the "
-        "target reads from it which source record owns a row, so a lost `id_map_path` costs "
-        "lookups, never a duplicate or a merge.",
-    ),
-    th.Property(
-        "references",
-        th.ObjectType(additional_properties=REFERENCE),
-        description='Join column ← parent record, e.g. {"companyId": {"stream": "companies", '
-        '"field": "company_id"}}. Parents are written before their children, whatever order '
-        "the tap sends them in (see `max_held_records`).",
-    ),
-)
-
-SETTINGS = th.PropertiesList(
-    th.Property(
-        "api_key",
-        th.StringType,
-        required=True,
-        secret=True,
-        description="Twenty API key (Settings → APIs & Webhooks). Sent as a Bearer token only.",
-    ),
-    th.Property(
-        "base_url",
-        th.StringType,
-        default="https://api.twenty.com",
-        description="Twenty's address: the cloud API or your self-hosted server.",
-    ),
-    th.Property(
-        "batch_size_rows",
-        th.IntegerType(minimum=1, maximum=MAX_BATCH),
-        default=MAX_BATCH,
-        description="Records per API call, at most 60 (Twenty's limit). The SDK's setting of "
-        "that name; `batch_size`, its name before, is still read.",
-    ),
-    th.Property(
-        "load_method",
-        th.StringType(allowed_values=["upsert"]),
-        default="upsert",
-        description="Always upsert: each record updates the row its key was written to, or "
-        "creates it. Appending would duplicate a customer on every re-sent record, and "
-        "overwriting would delete rows people made in Twenty, so neither is offered.",
-    ),
-    th.Property(
-        "max_requests_per_window",
-        th.IntegerType(minimum=1),
-        default=100,
-        description="API calls allowed per rate-limit window (Twenty documents 100 per minute). "
-        "The target paces itself to stay under it, and to the server's own figure when "
-        "`X-RateLimit-Limit` announces fewer.",
-    ),
-    th.Property(
-        "rate_limit_window_seconds",
-        th.NumberType(exclusive_minimum=0),
-        default=60,
-        description="Length of that window in seconds (60 for Twenty; self-hosted servers can "
-        "configure theirs).",
-    ),
-    th.Property(
-        "mappings",
-        th.ObjectType(additional_properties=STREAM_MAPPING),
-        default={},
-        description="Per stream: the Twenty object it loads, how source properties become "
-        "(or compute) Twenty fields, and which fields reference records of another stream. "
-        "Streams not listed load into the object named like the stream, field by field.",
-    ),
-    th.Property(
-        "id_map_path",
-        th.StringType,
-        default="output/target-twenty/ids.sqlite3",
-        description="SQLite file where the target remembers its rows: the row each source key "
-        "was written to when it is not the key's own (a row made in Twenty that the record "
-        "adopted), which key holds each unique value and which records wait for one. A cache: "
-        "with `source_key_field` Twenty itself says which record owns a row, so losing the "
-        "file costs lookups, never a duplicate or a merge. Created 0600 (it holds source "
-        "keys).",
-    ),
-    th.Property(
-        "id_namespace",
-        th.StringType,
-        default="",
-        description="Part of every record's stable Twenty id. Give each tap its own value when "
-        "several taps load streams with the same names into one workspace.",
-    ),
-    th.Property(
-        "process_deletes",
-        th.BooleanType,
-        default=True,
-        description="Propagate deletions: a record whose `_sdc_deleted_at` is set (a tap's mark "
-        "for a record deleted at the source; tap-okki sets it on deleted companies) soft-deletes "
-        "the Twenty record its key was written to, instead of being upserted. A later record "
-        "of the key restores it. Off: such records are upserted like any other.",
-    ),
-    th.Property(
-        "on_unique_conflict",
-        th.StringType(allowed_values=["keep_apart", "merge", "dead_letter"]),
-        default="keep_apart",
-        description="A record whose unique value (a company domain, a person's primary email, "
-        "a custom unique field) is held by a row another source record owns: keep_apart "
-        "writes it as its own row with the value moved to the field's non-unique part "
-        "(secondaryLinks, additionalEmails); merge writes it into that row (Twenty's own "
-        "upsert behaviour); dead_letter refuses it. Each conflict is reported either way.",
-    ),
-    th.Property(
-        "adopted_rows",
-        th.StringType(allowed_values=["update", "fill_empty", "link_only"]),
-        default="fill_empty",
-        description="A row made in Twenty (no source record owns it) that holds a record's "
-        "unique value is adopted by the record instead of duplicated. What the record may "
-        "change in it: update (every mapped field), fill_empty (only fields that are empty), "
-        "link_only (only `source_key_field`).",
-    ),
-    th.Property(
-        "delete_adopted_rows",
-        th.BooleanType,
-        default=False,
-        description="Whether a deletion at the source soft-deletes an adopted row (one made in "
-        "Twenty). Off: the row stays and is only unlinked from the deleted record.",
-    ),
-    th.Property(
-        "on_missing_parent",
-        th.StringType(allowed_values=["dead_letter", "skip", "load_unlinked"]),
-        default="dead_letter",
-        description="A record whose parent (see `references`) never came and is not in "
-        "Twenty (a stream map filtered it out, say): dead_letter it, skip it (counted and "
-        "reported), or load it with the link empty.",
-    ),
-    th.Property(
-        "create_missing_fields",
-        th.BooleanType,
-        default=False,
-        description="Create the fields a mapping names that the object lacks (plain fields "
-        "and `source_key_field`), through the metadata API, before any record is written: "
-        "TEXT, or NUMBER, SELECT or MULTI_SELECT as the stream's schema says. Needs a key "
-        "whose role may change the data model.",
-    ),
-    th.Property(
-        "max_held_records",
-        th.IntegerType(minimum=0),
-        default=10000,
-        description="A record whose parent (see `references`) has not come yet and is not in "
-        "Twenty is held in memory until the parent comes, then written after it. At the end "
-        "of the input, and once a STATE has waited `checkpoint_seconds` for it, a record whose "
-        "parent has not come is sent anyway and `on_missing_parent` applies (a parent coming "
-        "after that does not link it). At most this many are held: beyond it, the oldest are "
-        "sent at once the same way. STATE messages after a held record wait until it is "
-        "written.",
-    ),
-    th.Property(
-        "max_in_flight",
-        th.IntegerType(minimum=1),
-        default=8,
-        description="Batches sent concurrently, or prepared and waiting for their turn. Reaching "
-        "100 calls a minute takes 2 when a call lasts a second; 8 also absorbs slow calls and "
-        "pauses in the tap's output. The rate limit is respected regardless.",
-    ),
-    DRY_RUN_SETTING,
-    # The shared settings, but for Twenty's own `max_in_flight` default above.
-    *(
-        dead_letter_setting("target-twenty") if name == "dead_letter_path" else p
-        for name, p in COMMON_SETTINGS.wrapped.items()
-        if name != "max_in_flight"
-    ),
-)
 
 
 class TargetTwenty(
@@ -276,14 +48,12 @@ class TargetTwenty(
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        cfg = self.config
-        base_url = self.checked_base_url("https://api.twenty.com")
-        self.batch_size = _batch_size(cfg)
-        window = float(cfg.get("rate_limit_window_seconds", 60))
-        per_window = int(cfg.get("max_requests_per_window", 100))
-        client_args = (base_url, cfg["api_key"], per_window, window)
+        self.settings = settings = TwentySettings.from_config(self.config)
+        base_url = self.checked_base_url(settings.base_url)
+        per_window = settings.max_requests_per_window
+        client_args = (base_url, settings.api_key, per_window, settings.rate_limit_window_seconds)
         client_options: dict[str, Any] = {
-            "pool_size": int(cfg.get("max_in_flight", 8)) + 2,
+            "pool_size": settings.max_in_flight + 2,
             "on_limit": self._set_ceiling,
             "max_retry_after": self.max_retry_after,
         }
@@ -293,51 +63,35 @@ class TargetTwenty(
             else TwentyClient(*client_args, **client_options)
         )
         self._set_ceiling(per_window)
-        id_map = Path(cfg.get("id_map_path") or "output/target-twenty/ids.sqlite3")
+        id_map = settings.id_map_path
         # A plan works on a copy of the id map: what it notes was never written.
-        self.ids = IdStore(
-            scratch_copy(id_map) if self.dry_run else id_map, str(cfg.get("id_namespace", ""))
+        self.ids = IdStore(scratch_copy(id_map) if self.dry_run else id_map, settings.id_namespace)
+        self.parent_order = ParentOrder(
+            self.ids,
+            self.drain_one,
+            max_held=settings.max_held_records,
+            batch_size=settings.batch_size,
+            on_missing_parent=settings.on_missing_parent,
+            logger=self.logger,
         )
-        self._workspace: Workspace | None = None
-        self._mappings: dict[str, StreamMapping] = {}
-        # Streams other streams reference: their written ids are noted for this run.
-        self.parent_streams = {
-            ref.get("stream")
-            for spec in (cfg.get("mappings") or {}).values()
-            for ref in [
-                *((spec or {}).get("references") or {}).values(),
-                *(((spec or {}).get("links") or {}).get("to") or []),
-            ]
-            if isinstance(ref, dict)
-        }
-        self.held = HeldRecords()
-        self.max_held = int(cfg.get("max_held_records", 10000))
-        self._overflow_logged = False
-        self.on_unique_conflict = str(cfg.get("on_unique_conflict") or "keep_apart")
-        self.adopted_rows = str(cfg.get("adopted_rows") or "fill_empty")
-        self.delete_adopted_rows = bool(cfg.get("delete_adopted_rows", False))
-        self.on_missing_parent = str(cfg.get("on_missing_parent") or "dead_letter")
-        self.create_missing_fields = bool(cfg.get("create_missing_fields", False))
-        self.conflicts_said = 0  # unique-value conflicts warned about (the first 20 are)
-        self._empty: dict[str, bool] = {}  # object id → it held no row when the run began
-        self._empty_lock = threading.Lock()
+        self.destination = Destination(self.client, self.ids, self.report, settings, self.logger)
 
     def _set_ceiling(self, per_window: int) -> None:
-        window = float(self.config.get("rate_limit_window_seconds", 60))
-        self.report.ceiling_per_minute = per_window * self.batch_size * 60 / window
+        window = self.settings.rate_limit_window_seconds
+        self.report.ceiling_per_minute = per_window * self.settings.batch_size * 60 / window
         self.report.meaningful_seconds = window  # a rate over less can outrun the ceiling
 
     def check_destination(self) -> list[str]:
         """`meltano config test`: the key, the workspace's metadata, every mapping."""
         try:
-            workspace = self.workspace
+            workspace = self.destination.workspace
         except ApiError as exc:
             raise ConfigError(f"Reading Twenty's metadata failed: {exc}") from None
         lines = [
             f"the API key reads the metadata of {self.client.api.base_url}: "
             f"{len(workspace.objects)} objects"
         ]
-        for stream, mapping in sorted(self._mappings.items()):
+        for stream, mapping in sorted(self.destination.mappings.items()):
             lines.append(
                 f"stream '{stream}' → {mapping.object.plural}: mapping checked"
                 + (
@@ -348,172 +102,15 @@ class TargetTwenty(
             )
         return lines
 
-    # Workspace and mappings ---------------------------------------------------------------
-    @property
-    def workspace(self) -> Workspace:
-        """The metadata, read when the first stream arrives; every mapping is checked then."""
-        if self._workspace is None:
-            self._workspace = Workspace.from_api(self.client.objects())
-            settings = self.config.get("mappings") or {}
-            for stream, spec in settings.items():
-                self._mappings[stream] = StreamMapping.from_settings(
-                    stream, spec or {}, self._workspace, settings, self.create_missing_fields
-                )
-            for stream in self.parent_streams - set(settings):
-                self.mapping(stream)  # a parent loaded with the default mapping: check it too
-        return self._workspace
-
-    def mapping(self, stream: str) -> StreamMapping:
-        """The stream's mapping as configured (default fields not filled in yet)."""
-        workspace = self.workspace
-        if stream not in self._mappings:
-            self._mappings[stream] = StreamMapping.from_settings(
-                stream, {}, workspace, self.config.get("mappings") or {}
-            )
-        return self._mappings[stream]
-
-    def object_of(self, stream: str) -> TwentyObject:
-        return self.mapping(stream).object
-
-    def create_fields(self, mapping: StreamMapping, properties: dict[str, Any]) -> StreamMapping:
-        """Create the fields `mapping` names that its object lacks (`create_missing_fields`);
-        the mapping with them. Runs when the stream's SCHEMA arrives, before its records."""
-        obj = mapping.object
-        for name, definition in mapping.field_types(properties).items():
-            if name in obj.fields:
-                continue  # another stream of the same object created it
-            body = {
-                "objectMetadataId": obj.id,
-                "name": name,
-                "label": _label(name),
-                "isNullable": True,
-                **definition,
-            }
-            if "options" in body:
-                body["options"] = [
-                    {"value": v, "label": v, "position": n} for n, v in enumerate(body["options"])
-                ]
-            try:
-                self.client.create_field(body)
-            except ApiError as exc:
-                raise ConfigError(
-                    f"Setting 'create_missing_fields': Twenty refused to create field {name!r} "
-                    f"on '{obj.plural}' (stream '{mapping.stream}'): {exc.code} {exc.message}"
-                ) from None
-            self.logger.info(
-                "Created field %s.%s (%s) for stream '%s'.",
-                obj.plural,
-                name,
-                definition["type"],
-                mapping.stream,
-            )
-        fresh = Workspace.from_api(self.client.objects()).object(obj.plural)
-        obj.fields.update(fresh.fields)  # every mapping of the object sees them
-        updated = mapping.with_created_fields()
-        self._mappings[mapping.stream] = updated
-        return updated
-
-    def dependants(self, stream: str) -> list[tuple[StreamMapping, Reference]]:
-        """The mappings with references to `stream`'s records, and those references."""
-        self.workspace  # noqa: B018 - loads every configured mapping
-        return [
-            (mapping, ref)
-            for mapping in list(self._mappings.values())
-            for ref in mapping.references
-            if ref.stream == stream
-        ]
-
-    def started_empty(self, obj: TwentyObject) -> bool:
-        """Whether `obj` held no row at all (soft-deleted ones included) before this run wrote
-        to it: asked once per object, before its first write (`ownership.py`)."""
-        with self._empty_lock:
-            if obj.id not in self._empty:
-                rows = self.client.api.send(
-                    "GET",
-                    f"/rest/{obj.plural}",
-                    endpoint=f"GET /rest/{obj.plural}",
-                    params={"filter": WITH_DELETED, "limit": 1},
-                )
-                found = ((rows or {}).get("data") or {}).get(obj.plural) or []
-                self._empty[obj.id] = not found
-            return self._empty[obj.id]
-
-    def ownership_of(self, mapping: StreamMapping) -> Ownership:
-        return Ownership(self, mapping)
-
-    def sinks_of(self, stream: str) -> list[TwentySink]:
-        """The sink of `stream`, and older ones a schema change retired but not drained yet."""
-        sinks = [s for s in self._sinks_to_clear if s.stream_name == stream]
-        active = self._sinks_active.get(stream)
-        return [*sinks, active] if active is not None else sinks
-
-    # Children that came before their parent (main thread) -------------------------------
-    def hold(self, entries: Iterable[Held]) -> None:
-        for entry in entries:
-            self.held.add(entry)
-        excess = len(self.held) - self.max_held
-        if excess > 0:
-            if not self._overflow_logged:
-                self._overflow_logged = True
-                self.logger.warning(
-                    "More than max_held_records=%d records wait for their parent: the oldest "
-                    "are sent now, and dead-lettered if their parent is not in Twenty.",
-                    self.max_held,
-                )
-            # A batch's worth at once, not one lookup per record from here on.
-            self._resend(self.held.oldest(max(excess, self.batch_size)))
-
-    def parents_sent(self, parents: list[Parent]) -> None:
-        self._resend(self.held.arrived(parents))
-
-    def _resend(self, entries: list[Held]) -> None:
-        by_sink: dict[TwentySink, list[Held]] = {}
-        for entry in entries:
-            by_sink.setdefault(entry.sink, []).append(entry)
-        for sink, held in by_sink.items():
-            for start in range(0, len(held), sink.max_size):
-                sink.resend(held[start : start + sink.max_size])
-
+    # Children that came before their parent (`parents.py`) --------------------------------
     def checkpoint_overdue(self, seconds: float) -> None:
-        """A STATE has waited `seconds`. Records held that long are not left waiting for a
-        parent that may never come: a parent still buffered in its sink is sent (they follow
-        it); those whose parents are neither buffered nor held themselves are sent now, and
-        their batch applies `on_missing_parent` to a parent still missing. A parent that is
-        held waits its own turn, and its children follow it."""
-        stale = self.held.held_longer_than(seconds)
-        if not stale:
-            return
-        for sink in {self._buffering(p) for e in stale for p in e.waiting} - {None}:
-            self.drain_one(sink)  # the parents go; their children are released after them
-        ready = [
-            e
-            for e in self.held.held_longer_than(seconds)
-            if not any(self._buffering(p) or self.held.latest(p) for p in e.waiting)
-        ]
-        if not ready:
-            return
-        self.logger.warning(
-            "%d record(s) waited %ss (checkpoint_seconds) for a parent that has not come: sent "
-            "now, so STATE can move on (on_missing_parent: %s).",
-            len(ready),
-            format(seconds, "g"),
-            self.on_missing_parent,
-        )
-        self._resend(self.held.take(ready))
-
-    def _buffering(self, parent: Parent) -> TwentySink | None:
-        """The sink holding `parent` in its buffer (not sent yet), if any."""
-        stream, key = parent
-        return next((s for s in self.sinks_of(stream) if key in s._buffered), None)
+        self.parent_order.checkpoint_overdue(seconds)
 
     def held_back(self) -> int:
-        return len(self.held)
+        return len(self.parent_order)
 
     def end_of_input(self) -> None:
-        # Parents that never came: send their children anyway (their batch looks the parent up
-        # in Twenty once more). A child of a held record goes once that record is sent.
-        while len(self.held):
-            self._resend(self.held.unblocked() or self.held.oldest(len(self.held)))
+        self.parent_order.end_of_input()
 
     # End of run ---------------------------------------------------------------------------
     def _finish(self, raise_failures: bool) -> None:
@@ -523,20 +120,12 @@ class TargetTwenty(
             super()._finish(raise_failures)
         finally:
             self.ids.close()
-            for stream, held, released, orphans in self.held.summary():
-                self.logger.info(
-                    "Stream '%s': %d record(s) came before their parent and waited for it; "
-                    "%d followed it once it came, %d dead-lettered because it never did.",
-                    stream,
-                    held,
-                    released,
-                    orphans,
-                )
-            if self.conflicts_said > 20:
+            self.parent_order.log_summary()
+            if self.destination.conflicts_said > 20:
                 self.logger.warning(
                     "%d unique-value conflicts in all (the first 20 are above); each is in the "
                     "run report with both keys and the value (status 'conflict').",
-                    self.conflicts_said,
+                    self.destination.conflicts_said,
                 )
             self.logger.info(
                 "Twenty: %d API calls, %d retried, %d throttled (429).",
@@ -544,29 +133,3 @@ class TargetTwenty(
                 self.client.api.retries,
                 self.client.api.throttled,
             )
-
-
-def _batch_size(config: Any) -> int:
-    """`batch_size_rows`, or `batch_size` (its name before) when only that is set."""
-    old = config.get("batch_size")
-    if old is not None and config.get("batch_size_rows") in (None, MAX_BATCH):
-        if not isinstance(old, int) or not 1 <= old <= MAX_BATCH:
-            raise ConfigError(
-                f"Setting 'batch_size' (now 'batch_size_rows') must be 1 to {MAX_BATCH}, "
-                f"got {old!r}."
-            )
-        return old
-    return int(config.get("batch_size_rows") or MAX_BATCH)
-
-
-def _label(name: str) -> str:
-    """`okkiId` → `Okki Id`: a field label people read in Twenty."""
-    words, word = [], ""
-    for char in name:
-        if char.isupper() and word:
-            words.append(word)
-            word = char
-        else:
-            word += char
-    words.append(word)
-    return " ".join(w[:1].upper() + w[1:] for w in words)

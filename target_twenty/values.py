@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from target_kit.bounds import DOUBLE_MAX, shown, within
+from target_kit.datetimes import with_zone
 from target_kit.isotime import fromisoformat
 from target_kit.serialize import jsonable
 from target_twenty.metadata import TwentyField
@@ -55,12 +56,15 @@ def canonical_email(email: str) -> str:
     return email.strip().lower()
 
 
-def convert(f: TwentyField, value: Any, path: str) -> Any:
-    """`value` as Twenty expects it in field `f` (`path` names it in messages)."""
+def convert(f: TwentyField, value: Any, path: str, zone: dt.tzinfo | None = None) -> Any:
+    """`value` as Twenty expects it in field `f` (`path` names it in messages; `zone`: the
+    `default_timezone` a datetime without an offset is read in)."""
     if value is None:
         return None
     if f.subfields is not None:
         return _composite(f, value, path)
+    if f.type == "DATE_TIME":
+        return _date_time(value, path, zone)
     converter = SCALARS.get(f.type)
     return converter(f, value, path) if converter else jsonable(value)
 
@@ -137,17 +141,18 @@ def _boolean(f: TwentyField, value: Any, path: str) -> bool:
     return value
 
 
-def _date_time(f: TwentyField, value: Any, path: str) -> str:
-    if isinstance(value, dt.datetime):
-        return jsonable(value)
-    if isinstance(value, dt.date):
-        return dt.datetime.combine(value, dt.time(), tzinfo=dt.timezone.utc).isoformat()
+def _date_time(value: Any, path: str, zone: dt.tzinfo | None) -> str:
     if isinstance(value, str):
         try:
-            return jsonable(fromisoformat(value.strip()))
+            value = fromisoformat(value.strip())
         except ValueError:
-            pass
-    raise BadValue(f"{path} expects an ISO 8601 date-time, got {show(value)}")
+            raise BadValue(f"{path} expects an ISO 8601 date-time, got {show(value)}") from None
+    if not isinstance(value, dt.date):
+        raise BadValue(f"{path} expects an ISO 8601 date-time, got {show(value)}")
+    try:
+        return jsonable(with_zone(value, zone))  # zone-less: default_timezone, else refused
+    except ValueError as exc:
+        raise BadValue(f"{path}: {exc}") from None
 
 
 def _date(f: TwentyField, value: Any, path: str) -> str:
@@ -197,7 +202,6 @@ SCALARS = {
     "NUMERIC": _number,
     "RATING": _select,
     "BOOLEAN": _boolean,
-    "DATE_TIME": _date_time,
     "DATE": _date,
     "SELECT": _select,
     "MULTI_SELECT": _multi_select,

@@ -69,6 +69,7 @@ def dotenv_values(sandbox: RunningSandbox, out: Path) -> dict[str, dict[str, str
             "create_missing_fields": "true",
             "max_held_records": "5000",
             "max_in_flight": "4",
+            "default_timezone": "Asia/Shanghai",
             "dry_run": "false",
             "dead_letter_path": str(out / "twenty" / "dead-letters.jsonl"),
             "run_report_path": str(out / "twenty" / "report.jsonl"),

@@ -27,6 +27,7 @@ from tap_okki.conform import conform
 from tap_okki.times import format_okki_time, okki_date, okki_time_to_iso, parse_okki_time
 from target_jiandaoyun.values import CONVERTERS, ValueRejected
 from target_jiandaoyun.values import convert as jiandaoyun_convert
+from target_kit.datetimes import default_timezone
 from target_twenty.metadata import TwentyField
 from target_twenty.values import BadValue, canonical_domain, canonical_email, convert, convert_sub
 
@@ -238,14 +239,17 @@ def test_an_unknown_sub_field_is_refused_naming_it(sub: str) -> None:
 def test_twenty_date_times_are_never_naive_and_aware_ones_keep_their_instant(
     moment: dt.datetime, as_text: bool
 ) -> None:
-    out = convert(CLOSE_DATE, moment.isoformat() if as_text else moment, "o.closeDate")
-    parsed = dt.datetime.fromisoformat(out)
+    value = moment.isoformat() if as_text else moment
+    if moment.utcoffset() is None:  # zone-less: refused, or read in default_timezone
+        with pytest.raises(BadValue, match="default_timezone"):
+            convert(CLOSE_DATE, value, "o.closeDate")
+        out = convert(CLOSE_DATE, value, "o.closeDate", default_timezone("UTC"))
+        assert dt.datetime.fromisoformat(out) == moment.replace(tzinfo=dt.timezone.utc)
+        return
+    parsed = dt.datetime.fromisoformat(convert(CLOSE_DATE, value, "o.closeDate"))
     assert parsed.utcoffset() is not None
     # (Compared in UTC: Python never finds a time in a DST fold equal to one in another zone.)
-    if moment.utcoffset() is not None:
-        assert parsed.astimezone(dt.timezone.utc) == moment.astimezone(dt.timezone.utc)
-    else:
-        assert parsed == moment.replace(tzinfo=dt.timezone.utc)  # zone-less means UTC (documented)
+    assert parsed.astimezone(dt.timezone.utc) == moment.astimezone(dt.timezone.utc)
 
 
 # Jiandaoyun widget values (target_jiandaoyun/values.py) -------------------------------------------

@@ -80,3 +80,32 @@ def test_a_row_the_api_refuses_is_isolated_and_dead_lettered_with_the_api_code(
         r["id"] for r in records[1:]
     ]
     assert "could not be written" in run.stderr
+
+
+def test_a_datetime_without_zone_is_dead_lettered_unless_default_timezone_is_set(
+    jdy: SandboxClient, tmp_path: Path
+) -> None:
+    form = new_form(jdy)
+    records = c.customers(3, seed=13)
+    records[1]["last_contact"] = "2026-03-01T09:30:00"
+    for rec in records:
+        rec["contacts"] = []  # their datetimes may lack a zone too
+    records[0]["last_contact"] = records[2]["last_contact"] = "2026-03-01T09:30:00+08:00"
+    messages = [schema(c.STREAM, c.SCHEMA), *(record(c.STREAM, r) for r in records)]
+
+    run = run_target(config(jdy, {c.STREAM: c.form_spec(form)}, tmp_path), messages, tmp_path)
+
+    assert run.returncode != 0
+    (letter,) = run.dead_letters(tmp_path)
+    assert letter["stream"] == c.STREAM and letter["key"] == records[1]["id"]
+    assert "'last_contact'" in letter["reason"] and "has no time zone" in letter["reason"]
+    assert "default_timezone" in letter["reason"]
+    assert records[1]["id"] not in {row["customer_id"] for row in rows_of(jdy, form)}
+
+    (tmp_path / "dead-letters.jsonl").unlink()
+    settings = config(jdy, {c.STREAM: c.form_spec(form)}, tmp_path, default_timezone=c.TIMEZONE)
+    run = run_target(settings, messages, tmp_path)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    (row,) = [r for r in rows_of(jdy, form) if r["customer_id"] == records[1]["id"]]
+    assert c.actual(row) == c.expected(records[1])  # read as 09:30 in Shanghai, stored in UTC

@@ -9,7 +9,9 @@ from decimal import Decimal
 import pytest
 
 from target_jiandaoyun.directory import Directory, Unknown
-from target_jiandaoyun.mapping import Form, MappingError, Policy, StreamMapping, resolve
+from target_jiandaoyun.mapping import MappingError, Policy, StreamMapping, resolve
+from target_jiandaoyun.metadata import Form
+from target_jiandaoyun.rows import row_of
 from target_jiandaoyun.values import ValueRejected
 
 WIDGETS = {
@@ -113,7 +115,7 @@ def test_subform_rows_map_field_by_field() -> None:
         "subforms": {"contacts": {"widget": "联系人", "fields": {"calls": "次数"}}},
     }
     mapping = resolve("customers", spec, FORM, SCHEMA)
-    row = mapping.row({"id": "C1", "contacts": [{"姓名": "x", "calls": Decimal(3)}, {}]})
+    row = row_of(mapping, {"id": "C1", "contacts": [{"姓名": "x", "calls": Decimal(3)}, {}]})
     assert row == {
         "customer_id": {"value": "C1"},
         "_widget_1000000000007": {"value": [{"_widget_1000000000009": {"value": 3}}, {}]},
@@ -123,7 +125,7 @@ def test_subform_rows_map_field_by_field() -> None:
 def test_a_subform_mapped_in_fields_matches_its_rows_by_label() -> None:
     spec = {"app_id": "app", "entry_id": "customers", "fields": {"contacts": "联系人"}}
     mapping = resolve("customers", spec, FORM, SCHEMA)
-    row = mapping.row({"contacts": [{"姓名": "x", "calls": 1}]})
+    row = row_of(mapping, {"contacts": [{"姓名": "x", "calls": 1}]})
     assert row == {"_widget_1000000000007": {"value": [{"_widget_1000000000008": {"value": "x"}}]}}
 
 
@@ -136,7 +138,7 @@ def test_a_bad_value_names_field_widget_and_subform_row() -> None:
     }
     mapping = resolve("customers", spec, FORM, schema)
     with pytest.raises(ValueRejected, match=r"'contacts'.*row 2.*'次数'.*not a number"):
-        mapping.row({"contacts": [{"次数": 1}, {"次数": "many"}]})
+        row_of(mapping, {"contacts": [{"次数": 1}, {"次数": "many"}]})
 
 
 def test_key_widget_defaults_to_the_stream_key_and_is_written() -> None:
@@ -148,7 +150,7 @@ def test_key_widget_defaults_to_the_stream_key_and_is_written() -> None:
     }
     mapping = resolve("customers", spec, FORM, SCHEMA, key_properties=["id"])
     assert mapping.key is not None and mapping.key.source == "id"
-    assert mapping.row({"id": "C9"}) == {"customer_id": {"value": "C9"}}
+    assert row_of(mapping, {"id": "C9"}) == {"customer_id": {"value": "C9"}}
     assert mapping.key_value({"id": "C9"}) == "C9"
     with pytest.raises(ValueRejected, match="empty"):
         mapping.key_value({"id": ""})
@@ -170,12 +172,12 @@ def test_updates_clear_fields_the_record_sets_to_null() -> None:
         "fields": {"amount": "金额", "id": "客户编号"},
     }
     mapping = resolve("customers", spec, FORM, SCHEMA)
-    assert mapping.row({"id": "C1", "amount": None}) == {"customer_id": {"value": "C1"}}
-    assert mapping.row({"id": "C1", "amount": None}, clear=True) == {
+    assert row_of(mapping, {"id": "C1", "amount": None}) == {"customer_id": {"value": "C1"}}
+    assert row_of(mapping, {"id": "C1", "amount": None}, clear=True) == {
         "customer_id": {"value": "C1"},
         "amount": {"value": None},
     }
-    assert mapping.row({"id": "C1"}, clear=True) == {"customer_id": {"value": "C1"}}
+    assert row_of(mapping, {"id": "C1"}, clear=True) == {"customer_id": {"value": "C1"}}
 
 
 def test_a_computed_field_writes_its_expression_and_none_leaves_the_field_empty() -> None:
@@ -188,12 +190,12 @@ def test_a_computed_field_writes_its_expression_and_none_leaves_the_field_empty(
         },
     }
     mapping = resolve("customers", spec, FORM, SCHEMA)
-    assert mapping.row({"id": "C1", "amount": Decimal("1.25")}) == {
+    assert row_of(mapping, {"id": "C1", "amount": Decimal("1.25")}) == {
         "customer_id": {"value": "C1"},
         "amount": {"value": 125},
     }
-    assert mapping.row({"id": "C1", "amount": None}) == {"customer_id": {"value": "C1"}}
-    assert mapping.row({"id": "C1", "amount": 0}, clear=True)["amount"] == {"value": None}
+    assert row_of(mapping, {"id": "C1", "amount": None}) == {"customer_id": {"value": "C1"}}
+    assert row_of(mapping, {"id": "C1", "amount": 0}, clear=True)["amount"] == {"value": None}
 
 
 def test_a_computed_field_sees_dates_as_iso_text_as_in_target_twenty() -> None:
@@ -204,7 +206,7 @@ def test_a_computed_field_sees_dates_as_iso_text_as_in_target_twenty() -> None:
         "at": dt.datetime(2026, 2, 1, 9, 30, tzinfo=dt.timezone.utc),
     }
 
-    assert mapping.row(record) == {
+    assert row_of(mapping, record) == {
         "_widget_1000000000001": {"value": "since 2026-03-01 / 2026-02-01T09:30:00+00:00"}
     }
 
@@ -213,7 +215,7 @@ def test_a_computed_field_that_fails_rejects_the_record_and_a_bad_one_the_settin
     fields = {"cents": {"widget": "金额", "expression": "amount * 100"}}
     mapping = resolve("customers", {"app_id": "a", "entry_id": "c", "fields": fields}, FORM)
     with pytest.raises(ValueRejected, match=r"field 'cents'.*amount \* 100"):
-        mapping.row({"amount": None})
+        row_of(mapping, {"amount": None})
     fields = {"cents": {"widget": "金额", "expression": "amount *"}}
     with pytest.raises(MappingError, match="Stream 'customers', field 'cents': cannot parse"):
         resolve("customers", {"app_id": "a", "entry_id": "c", "fields": fields}, FORM)
@@ -232,7 +234,7 @@ def test_the_key_may_be_computed() -> None:
     }
     mapping = resolve("customers", spec, FORM, SCHEMA, key_properties=["id"])
     assert mapping.key_value({"id": 42}) == "OKKI-42"
-    assert mapping.row({"id": 42}) == {"customer_id": {"value": "OKKI-42"}}
+    assert row_of(mapping, {"id": 42}) == {"customer_id": {"value": "OKKI-42"}}
 
 
 # Members, departments, subform keys, deletion marks -------------------------------------------
@@ -294,7 +296,7 @@ def test_the_directory_names_members_by_username_email_or_a_display_name_nobody_
 def test_values_the_api_would_blank_are_left_out_and_listed_with_skip_field() -> None:
     mapping = people({"id": "编号", "owner": "负责人", "dept": "部门"})
     skipped: list = []
-    row = mapping.row({"id": "P1", "owner": "nobody", "dept": 2}, skipped=skipped)
+    row = row_of(mapping, {"id": "P1", "owner": "nobody", "dept": 2}, skipped=skipped)
     assert row == {"code": {"value": "P1"}, "dept": {"value": 2}}
     assert [(s.field, s.value, s.setting) for s in skipped] == [
         ("owner", "nobody", "on_unknown_member")
@@ -307,7 +309,7 @@ def test_values_the_api_would_blank_are_left_out_and_listed_with_skip_field() ->
         directory=DIRECTORY,
     )
     with pytest.raises(ValueRejected, match="on_unknown_member: dead_letter") as refused:
-        strict.row({"owner": "nobody"})
+        row_of(strict, {"owner": "nobody"})
     assert refused.value.code == "unknown-member"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -55,6 +56,31 @@ def test_invalid_stage_and_text_in_number_field_are_dead_lettered_and_the_rest_l
     assert letters["opportunities", "7"]["record"]["name"] == "Deal 7"
     assert target.twenty.stats()["rejected_batches"] == 0  # caught before sending
     assert run.states == [{"line": 64}]  # dead-lettered records count as handled
+
+
+def test_a_datetime_without_zone_is_dead_lettered_unless_default_timezone_is_set(
+    target: TargetRunner,
+) -> None:
+    lines = opportunities_input({7: {"close_date": "2026-03-01T09:30:00"}})
+
+    run = target.run(lines)
+
+    assert run.returncode != 0
+    letters = {(d["stream"], json.dumps(d["key"])): d for d in target.dead_letters()}
+    reason = letters["opportunities", "7"]["reason"]
+    assert "opportunity.closeDate" in reason and "has no time zone" in reason
+    assert "default_timezone" in reason
+    assert "Deal 7" not in {o["name"] for o in target.twenty.records()["opportunities"]}
+
+    (target.dir / "dead-letters.jsonl").unlink()
+    run = target.run(lines, target.config(default_timezone="Asia/Shanghai"))
+
+    assert ("opportunities", "7") not in {
+        (d["stream"], json.dumps(d["key"])) for d in target.dead_letters()
+    }
+    (deal,) = [o for o in target.twenty.records()["opportunities"] if o["name"] == "Deal 7"]
+    landed = dt.datetime.fromisoformat(deal["closeDate"].replace("Z", "+00:00"))
+    assert landed == dt.datetime(2026, 3, 1, 1, 30, tzinfo=dt.timezone.utc)  # 09:30 in Shanghai
 
 
 def test_dead_letters_within_max_failed_records_let_the_run_succeed(target: TargetRunner) -> None:

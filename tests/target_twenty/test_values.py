@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from target_kit.datetimes import default_timezone
 from target_twenty.client import encode_batch
 from target_twenty.ids import key_text, stable_id
 from target_twenty.metadata import TwentyField
@@ -89,10 +90,16 @@ def test_select_values_must_be_options() -> None:
         convert(stage, "WON", "o.stage")
 
 
-def test_date_times_without_zone_are_utc_and_dates_are_midnight() -> None:
+def test_date_times_without_zone_are_refused_unless_default_timezone_says_where() -> None:
     close = TwentyField("closeDate", "DATE_TIME")
-    assert convert(close, dt.datetime(2026, 3, 1, 9, 30), "o") == "2026-03-01T09:30:00+00:00"
-    assert convert(close, dt.date(2026, 3, 1), "o") == "2026-03-01T00:00:00+00:00"
+    aware = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.timezone.utc)
+    assert convert(close, aware, "o") == "2026-03-01T09:30:00+00:00"
+    for naive in (dt.datetime(2026, 3, 1, 9, 30), "2026-03-01T09:30:00", dt.date(2026, 3, 1)):
+        with pytest.raises(BadValue, match=r"o\.closeDate: .* has no time zone; set 'default_"):
+            convert(close, naive, "o.closeDate")
+    shanghai = default_timezone("Asia/Shanghai")
+    assert convert(close, "2026-03-01T09:30:00", "o", shanghai) == "2026-03-01T09:30:00+08:00"
+    assert convert(close, dt.date(2026, 3, 1), "o", shanghai) == "2026-03-01T00:00:00+08:00"
     with pytest.raises(BadValue):
         convert(close, "next week", "o")
 

@@ -89,7 +89,7 @@ class CompaniesStream(OkkiListStream):
                         yield _Removed(row, part.end)
                 yield _Checkpoint(part.end)
 
-        workers = int(self.config.get("detail_concurrency", 4))
+        workers = self.settings.detail_concurrency
         emitted = deleted = gone = 0
         for item, info in ordered_map(
             rows(), self._details, lambda i: isinstance(i, _Live), workers
@@ -339,7 +339,7 @@ class FollowUpsStream(OkkiListStream):
     schema = StreamSchema(SCHEMAS)
 
     def lookback(self) -> dt.timedelta:
-        days = dt.timedelta(days=self.config.get("follow_ups_lookback_days", 7))
+        days = dt.timedelta(days=self.settings.follow_ups_lookback_days)
         return max(super().lookback(), days)
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:

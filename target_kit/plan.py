@@ -224,7 +224,7 @@ class DryRun:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.dry_run = bool(self.config.get("dry_run", False))
+        self.dry_run = bool(self.declared.get("dry_run"))  # type: ignore[attr-defined]
         if not self.dry_run:
             return
         self.changes = Changes()

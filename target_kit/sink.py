@@ -66,7 +66,8 @@ class PipelinedSink(BatchSink):
 
     @functools.cached_property
     def process_deletes(self) -> bool:
-        return bool(self.config.get("process_deletes", True))
+        # A target that does not declare the setting processes deletions.
+        return bool(self.target.declared.get("process_deletes", True))
 
     # The deletion mark survives the SDK -------------------------------------------------------
     # Without `add_record_metadata` the SDK drops every `_sdc_*` property from schema and

@@ -1,6 +1,6 @@
 """`PipelinedTarget`: the SDK Target with per-batch checkpoints, dead letters and a run report.
 
-What it changes in the SDK's behaviour (see ../shared/singer-notes.md §1b):
+What it changes in the SDK's behaviour:
 - STATE is written by the `Checkpointer` as soon as every record received before it is written
   or dead-lettered, instead of once per `drain_all` (every 5 minutes or at the end);
 - sinks are drained one at a time on the main thread (`max_parallelism = 1`): the parallelism
@@ -38,7 +38,6 @@ from types import FrameType
 from typing import Any
 
 from singer_sdk import Target
-from singer_sdk import typing as th
 from singer_sdk.exceptions import InvalidInputLine
 from singer_sdk.helpers._batch import BatchConfig
 from singer_sdk.helpers.capabilities import PluginCapabilities
@@ -54,66 +53,8 @@ from target_kit.pipeline import Checkpointer, Dispatcher
 from target_kit.report import RunReport
 from target_kit.secrets import SecretMasking
 from target_kit.serialize import parse_json
-
-COMMON_SETTINGS = th.PropertiesList(
-    th.Property(
-        "dead_letter_path",
-        th.StringType,
-        description="JSON Lines file that receives every record that could not be written, "
-        "with its stream, key and the reason. Created (0600: it holds personal data) on the "
-        "first failure. Default: output/<target>/dead-letters.jsonl in the working directory.",
-    ),
-    th.Property(
-        "run_report_path",
-        th.StringType,
-        description="JSON Lines file with one line per record: time, stream, source key, "
-        "destination id and created/updated/deleted/skipped/failed. Created 0600. Not written "
-        "when unset.",
-    ),
-    th.Property(
-        "keep_days",
-        th.IntegerType(minimum=1),
-        description="Days a line stays in the run report and the dead-letter file: each run "
-        "starts by removing older lines. Unset: kept until removed by hand.",
-    ),
-    th.Property(
-        "max_failed_records",
-        th.IntegerType,
-        default=0,
-        description="How many dead-lettered records the run tolerates before it exits non-zero. "
-        "The other records are written either way.",
-    ),
-    th.Property(
-        "max_in_flight",
-        th.IntegerType,
-        default=4,
-        description="API requests sent concurrently. More hides latency; the rate limit is "
-        "respected regardless.",
-    ),
-    th.Property(
-        "checkpoint_seconds",
-        th.NumberType,
-        default=30,
-        description="Longest time a STATE waits for records still buffered for a full batch; "
-        "after it, they are sent as a smaller batch so the checkpoint can be written, also "
-        "when the tap sends nothing meanwhile.",
-    ),
-    th.Property(
-        "max_retry_after_seconds",
-        th.NumberType,
-        default=120,
-        description="Longest wait a throttled call's `Retry-After` (or its body's retry time) "
-        "may impose: a server asking for longer is waited this long, then asked again, within "
-        "the bounded number of retries.",
-    ),
-    th.Property(
-        "allow_insecure_http",
-        th.BooleanType,
-        default=False,
-        description="Allow a plain http:// base URL to a host other than localhost. Off by "
-        "default: the API key would travel in clear text.",
-    ),
-)
+from target_kit.typed_settings import COMMON_SETTINGS as COMMON_SETTINGS  # the targets' import
+from target_kit.typed_settings import CommonSettings, declared_values
 
 
 class TooManyFailedRecords(RuntimeError):
@@ -150,6 +91,8 @@ class PipelinedTarget(SecretMasking, Target):
 
     #: records per minute the API's limits allow at most, for progress lines (set in setup)
     ceiling_per_minute: float = 0.0
+    #: the settings object's class; a target extends `CommonSettings` with its own fields
+    settings_class: type[CommonSettings] = CommonSettings
     #: the termination signal received (set by the handler, read by the main loop)
     _stop_signal: int | None = None
 
@@ -159,27 +102,31 @@ class PipelinedTarget(SecretMasking, Target):
         self.logger.addFilter(self._drain_notice_at_debug)
         self._stdout_lock = threading.Lock()
         self._finished = False
-        self.checkpoint_seconds = float(self.config.get("checkpoint_seconds", 30))
+        # Every setting as declared (its default when unset), and the typed settings object.
+        self.declared = declared_values(self.config, self.config_jsonschema)
+        self.settings = self.settings_class.from_config(self.config, self.config_jsonschema)
+        settings = self.settings
+        self.checkpoint_seconds = settings.checkpoint_seconds
         # How often the checkpoint clock ticks while the input is silent.
         self._tick = max(0.05, min(0.5, self.checkpoint_seconds / 4))
         self._overdue_checked = 0.0
-        self.max_retry_after = float(self.config.get("max_retry_after_seconds", 120))
+        self.max_retry_after = settings.max_retry_after_seconds
         dead_letter = Path(
-            self.config.get("dead_letter_path") or DEFAULT_DIR / self.name / "dead-letters.jsonl"
+            settings.dead_letter_path or DEFAULT_DIR / self.name / "dead-letters.jsonl"
         )
-        report_path = self.config.get("run_report_path")
+        report_path = settings.run_report_path
         self._expire([dead_letter, *([Path(report_path)] if report_path else [])])
         self.dead_letters = DeadLetterFile(dead_letter)
         # A STATE moves past dead-lettered records: they are on disk for good before it.
         self.checkpointer = Checkpointer(self._emit_state, before_write=self.dead_letters.sync)
-        self.dispatcher = Dispatcher(self.checkpointer, int(self.config.get("max_in_flight", 4)))
+        self.dispatcher = Dispatcher(self.checkpointer, settings.max_in_flight)
         self.report = RunReport(
             self.logger, Path(report_path) if report_path else None, self.ceiling_per_minute
         )
 
     def _expire(self, paths: list[Path]) -> None:
         """Lines older than `keep_days` leave the report and dead-letter files."""
-        keep_days = self.config.get("keep_days")
+        keep_days = self.settings.keep_days
         if not keep_days:
             return
         for path in paths:
@@ -200,12 +147,13 @@ class PipelinedTarget(SecretMasking, Target):
             return self.logger.isEnabledFor(logging.DEBUG)
         return True
 
-    def checked_base_url(self, default: str) -> str:
-        """The `base_url` setting (or `default`), refused if plain http to a remote host."""
+    def checked_base_url(self, default: str | None = None) -> str:
+        """The `base_url` setting (or its declared default), refused if plain http to a remote
+        host. (`default`: for a target whose schema declares none.)"""
         return check_base_url(
-            self.config.get("base_url") or default,
+            self.declared.get("base_url") or default,
             "base_url",
-            bool(self.config.get("allow_insecure_http")),
+            self.settings.allow_insecure_http,
         )
 
     # STATE ------------------------------------------------------------------------------------
@@ -383,8 +331,9 @@ class PipelinedTarget(SecretMasking, Target):
                 reasons,
                 self.dead_letters.path,
             )
-        if raise_failures and failed > int(self.config.get("max_failed_records", 0)):
+        tolerated = self.settings.max_failed_records
+        if raise_failures and failed > tolerated:
             raise TooManyFailedRecords(
                 f"{failed} record(s) were dead-lettered to {self.dead_letters.path}, more than "
-                f"max_failed_records={self.config.get('max_failed_records', 0)}"
+                f"max_failed_records={tolerated}"
             )

@@ -15,7 +15,6 @@ from tap_okki.auth import Credentials, OkkiAuthenticator
 from tap_okki.client import Call
 from tap_okki.errors import OkkiAuthError
 from tap_okki.pacing import Pacer
-from tap_okki.retry import RetryPolicy
 from target_kit.transport import Answer
 
 
@@ -50,7 +49,6 @@ def authenticator(endpoint: FakeTokenEndpoint) -> OkkiAuthenticator:
         Credentials("id", "the-secret", "company"),
         endpoint,  # type: ignore[arg-type]
         Pacer(1000),
-        RetryPolicy(max_attempts=2, base_delay=0.0),
     )
 
 

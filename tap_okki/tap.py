@@ -195,6 +195,8 @@ class TapOkki(PlainSettingErrors, SettingsFromText, SecretMasking, Tap):
     ).to_dict()
 
     # Settings checks the JSON schema cannot express -------------------------------------------
+    # Private SDK API (tests/test_sdk_contract.py): the SDK's settings check, extended with the
+    # checks a JSON schema cannot express; no public hook adds errors to it.
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """The SDK's schema check (secrets masked by `SecretMasking`), plus our own checks."""
         errors = super()._validate_config(raise_errors=False)

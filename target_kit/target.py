@@ -39,7 +39,7 @@ from typing import Any
 
 from singer_sdk import Target
 from singer_sdk.exceptions import InvalidInputLine
-from singer_sdk.helpers._batch import BatchConfig
+from singer_sdk.helpers._batch import BatchConfig  # private: see tests/test_sdk_contract.py
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.io_base import SingerReader
 from singer_sdk.sinks import Sink
@@ -99,6 +99,7 @@ class PipelinedTarget(SecretMasking, Target):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_parallelism = 1
+        self.sinks: dict[str, Sink] = {}  # the current sink of each stream (`get_sink`)
         self.logger.addFilter(self._drain_notice_at_debug)
         self._stdout_lock = threading.Lock()
         self._finished = False
@@ -157,8 +158,10 @@ class PipelinedTarget(SecretMasking, Target):
         )
 
     # STATE ------------------------------------------------------------------------------------
+    # Private SDK API, like the other `_process_*_message` handlers and `_write_state_message`
+    # (tests/test_sdk_contract.py): the SDK offers no public hook per message type.
     def _process_state_message(self, message_dict: dict) -> None:
-        self._assert_line_requires(message_dict, requires={"value"})
+        self.message_reader.assert_line_requires(message_dict, requires={"value"})
         self.checkpointer.add_state(message_dict["value"])
         self._flush_for_checkpoint()
 
@@ -168,7 +171,8 @@ class PipelinedTarget(SecretMasking, Target):
 
     def _process_batch_message(self, message_dict: dict) -> None:
         """Each record of the BATCH's files as if it came in a RECORD message (`batches.py`)."""
-        self._assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
+        required = {"stream", "encoding", "manifest"}
+        self.message_reader.assert_line_requires(message_dict, requires=required)
         stream = message_dict["stream"]
         raw = self.config.get("batch_config")
         storage = BatchConfig(**raw).storage if raw else None
@@ -199,7 +203,7 @@ class PipelinedTarget(SecretMasking, Target):
             return
         # Records a sink holds back count as submitted (their batch's ticket covers them): a
         # STATE waiting for them sends nothing here; `checkpoint_overdue` decides about them.
-        for sink in list(self._sinks_active.values()):
+        for sink in list(self.sinks.values()):
             if self.checkpointer.unsubmitted(sink.checkpoint_name):
                 self.drain_one(sink)
         now = time.monotonic()
@@ -220,18 +224,21 @@ class PipelinedTarget(SecretMasking, Target):
         schema: dict | None = None,
         key_properties: Sequence[str] | None = None,
     ) -> Sink:
-        retired = len(self._sinks_to_clear)
+        previous = self.sinks.get(stream_name)
         sink = super().get_sink(
             stream_name, record=record, schema=schema, key_properties=key_properties
         )
+        self.sinks[stream_name] = sink
         # A schema or key change retired the stream's sink: its records are sent before the
         # new sink's first batch (which then waits for them, key by key), not at the SDK's
         # next full drain.
-        for old in self._sinks_to_clear[retired:]:
-            self.drain_one(old)
+        if previous is not None and previous is not sink:
+            self.drain_one(previous)
         return sink
 
     # Signals ----------------------------------------------------------------------------------
+    # Private SDK API (tests/test_sdk_contract.py): the handler the SDK installs for SIGTERM and
+    # SIGINT; no public hook replaces it.
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM or SIGINT. The SDK's handler drains every sink right here, on the main
         thread, on top of whatever it was doing: inside a lock (the checkpointer's, the

@@ -148,20 +148,23 @@ def call_with_retries(
                     f"and the server's certificate. {redact(str(exc), secrets)}",
                 ) from None
             outcome = Outcome("retry", code=type(exc).__name__, message="network error")
+            failure = f"network error {type(exc).__name__}"  # no answer came
         except RetryLater as later:
             outcome = later.outcome
+            failure = f"answered {outcome.code} {outcome.message}".strip()
         else:
             outcome = classify(answer)
             if outcome.kind == "ok":
                 return answer
+            failure = f"answered {outcome.code} {outcome.message}".strip()
         message = redact(outcome.message, secrets)
-        if outcome.kind == "renew" and (renewed or renew is None):
-            outcome.kind = "fatal"  # fresh credentials were refused too
-        if outcome.kind in ("reject", "fatal"):
+        kind = outcome.kind
+        if kind == "renew" and (renewed or renew is None):
+            kind = "fatal"  # fresh credentials were refused too
+        if kind in ("reject", "fatal"):
             if outcome.error is not None:
                 raise outcome.error
-            error = RejectedError if outcome.kind == "reject" else ApiError
-            raise error(endpoint, outcome.code, message)
+            raise (RejectedError if kind == "reject" else ApiError)(endpoint, outcome.code, message)
         elapsed = time.monotonic() - started
         if tries >= policy.max_attempts or elapsed >= policy.max_elapsed:
             raise ApiError(
@@ -170,7 +173,7 @@ def call_with_retries(
                 f"still failing after {tries} attempts in {elapsed:.0f}s: {message}",
             )
         counts.retries += 1
-        if outcome.kind == "renew":
+        if kind == "renew":
             assert renew is not None
             renewed = True
             renew()
@@ -192,10 +195,9 @@ def call_with_retries(
                 asked = outcome.retry_after
                 pause(delay if asked is None else min(asked, policy.max_retry_after, delay))
         log.warning(
-            "%s answered %s %s; retry %d/%d in %.1fs",
+            "%s %s; retry %d/%d in %.1fs",
             endpoint,
-            outcome.code,
-            message,
+            redact(failure, secrets),
             tries,
             policy.max_attempts - 1,
             delay,

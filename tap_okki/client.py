@@ -261,10 +261,7 @@ class OkkiStream(RESTStream):
             # Private SDK API: the SDK's METRIC line for a request, which honours the
             # `metrics` settings; no public hook writes it (tests/test_sdk_contract.py).
             self._write_request_duration_log(
-                endpoint=endpoint,
-                response=response,  # type: ignore[arg-type]
-                context=context,
-                extra_tags=None,
+                endpoint=endpoint, response=response, context=context, extra_tags=None
             )
         return response
 

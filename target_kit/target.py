@@ -38,6 +38,7 @@ from types import FrameType
 from typing import Any
 
 from singer_sdk import Target
+from singer_sdk import typing as th
 from singer_sdk.exceptions import InvalidInputLine
 from singer_sdk.helpers._batch import BatchConfig  # private: see tests/test_sdk_contract.py
 from singer_sdk.helpers.capabilities import PluginCapabilities
@@ -53,8 +54,67 @@ from target_kit.pipeline import Checkpointer, Dispatcher
 from target_kit.report import RunReport
 from target_kit.secrets import SecretMasking
 from target_kit.serialize import parse_json
-from target_kit.typed_settings import COMMON_SETTINGS as COMMON_SETTINGS  # the targets' import
 from target_kit.typed_settings import CommonSettings, declared_values
+
+COMMON_SETTINGS = th.PropertiesList(
+    th.Property(
+        "dead_letter_path",
+        th.StringType,
+        description="JSON Lines file that receives every record that could not be written, "
+        "with its stream, key and the reason. Created (0600: it holds personal data) on the "
+        "first failure. Default: output/<target>/dead-letters.jsonl in the working directory.",
+    ),
+    th.Property(
+        "run_report_path",
+        th.StringType,
+        description="JSON Lines file with one line per record: time, stream, source key, "
+        "destination id and created/updated/deleted/skipped/failed. Created 0600. Not written "
+        "when unset.",
+    ),
+    th.Property(
+        "keep_days",
+        th.IntegerType(minimum=1),
+        description="Days a line stays in the run report and the dead-letter file: each run "
+        "starts by removing older lines. Unset: kept until removed by hand.",
+    ),
+    th.Property(
+        "max_failed_records",
+        th.IntegerType,
+        default=0,
+        description="How many dead-lettered records the run tolerates before it exits non-zero. "
+        "The other records are written either way.",
+    ),
+    th.Property(
+        "max_in_flight",
+        th.IntegerType,
+        default=4,
+        description="API requests sent concurrently. More hides latency; the rate limit is "
+        "respected regardless.",
+    ),
+    th.Property(
+        "checkpoint_seconds",
+        th.NumberType,
+        default=30,
+        description="Longest time a STATE waits for records still buffered for a full batch; "
+        "after it, they are sent as a smaller batch so the checkpoint can be written, also "
+        "when the tap sends nothing meanwhile.",
+    ),
+    th.Property(
+        "max_retry_after_seconds",
+        th.NumberType,
+        default=120,
+        description="Longest wait a throttled call's `Retry-After` (or its body's retry time) "
+        "may impose: a server asking for longer is waited this long, then asked again, within "
+        "the bounded number of retries.",
+    ),
+    th.Property(
+        "allow_insecure_http",
+        th.BooleanType,
+        default=False,
+        description="Allow a plain http:// base URL to a host other than localhost. Off by "
+        "default: the API key would travel in clear text.",
+    ),
+)
 
 
 class TooManyFailedRecords(RuntimeError):

@@ -13,8 +13,6 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from singer_sdk import typing as th
-
 _S = TypeVar("_S", bound="Settings")
 
 # Field annotations (text, as `from __future__ import annotations` keeps them) whose values
@@ -48,71 +46,11 @@ class Settings:
         return cls(**kwargs)
 
 
-COMMON_SETTINGS = th.PropertiesList(
-    th.Property(
-        "dead_letter_path",
-        th.StringType,
-        description="JSON Lines file that receives every record that could not be written, "
-        "with its stream, key and the reason. Created (0600: it holds personal data) on the "
-        "first failure. Default: output/<target>/dead-letters.jsonl in the working directory.",
-    ),
-    th.Property(
-        "run_report_path",
-        th.StringType,
-        description="JSON Lines file with one line per record: time, stream, source key, "
-        "destination id and created/updated/deleted/skipped/failed. Created 0600. Not written "
-        "when unset.",
-    ),
-    th.Property(
-        "keep_days",
-        th.IntegerType(minimum=1),
-        description="Days a line stays in the run report and the dead-letter file: each run "
-        "starts by removing older lines. Unset: kept until removed by hand.",
-    ),
-    th.Property(
-        "max_failed_records",
-        th.IntegerType,
-        default=0,
-        description="How many dead-lettered records the run tolerates before it exits non-zero. "
-        "The other records are written either way.",
-    ),
-    th.Property(
-        "max_in_flight",
-        th.IntegerType,
-        default=4,
-        description="API requests sent concurrently. More hides latency; the rate limit is "
-        "respected regardless.",
-    ),
-    th.Property(
-        "checkpoint_seconds",
-        th.NumberType,
-        default=30,
-        description="Longest time a STATE waits for records still buffered for a full batch; "
-        "after it, they are sent as a smaller batch so the checkpoint can be written, also "
-        "when the tap sends nothing meanwhile.",
-    ),
-    th.Property(
-        "max_retry_after_seconds",
-        th.NumberType,
-        default=120,
-        description="Longest wait a throttled call's `Retry-After` (or its body's retry time) "
-        "may impose: a server asking for longer is waited this long, then asked again, within "
-        "the bounded number of retries.",
-    ),
-    th.Property(
-        "allow_insecure_http",
-        th.BooleanType,
-        default=False,
-        description="Allow a plain http:// base URL to a host other than localhost. Off by "
-        "default: the API key would travel in clear text.",
-    ),
-)
-
-
 @dataclasses.dataclass(frozen=True)
 class CommonSettings(Settings):
-    """The settings every target has (`COMMON_SETTINGS`; a target may declare other defaults,
-    e.g. its own `max_in_flight`: its schema's default is the one taken)."""
+    """The settings every target has (`target_kit.target.COMMON_SETTINGS`; a target may
+    declare other defaults, e.g. its own `max_in_flight`: its schema's default is the one
+    taken)."""
 
     dead_letter_path: str | None
     run_report_path: str | None

@@ -12,7 +12,8 @@ import tap_okki
 import target_kit
 from tap_okki.settings import TapSettings
 from tap_okki.tap import TapOkki
-from target_kit.typed_settings import COMMON_SETTINGS, CommonSettings, declared_values
+from target_kit.target import COMMON_SETTINGS
+from target_kit.typed_settings import CommonSettings, declared_values
 
 REQUIRED = {"client_id": "id", "client_secret": "s3cr3t"}
 

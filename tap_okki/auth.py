@@ -22,8 +22,7 @@ from singer_sdk.authenticators import APIAuthenticatorBase
 
 from tap_okki.errors import OkkiApiError, OkkiAuthError
 from tap_okki.pacing import Pacer
-from target_kit.http import retry_after_seconds
-from target_kit.retry import Outcome, RetryLater
+from target_kit.retry import Outcome, RetryLater, retry_after_seconds
 from target_kit.transport import Answer, Transport
 
 if t.TYPE_CHECKING:

@@ -33,8 +33,7 @@ from tap_okki.pacing import Pacer
 from tap_okki.settings import TapSettings
 from tap_okki.times import format_okki_time, parse_okki_time
 from tap_okki.windows import Page, Window, WindowReader
-from target_kit.http import retry_after_seconds
-from target_kit.retry import Outcome, RetryPolicy, call_with_retries
+from target_kit.retry import Outcome, RetryPolicy, call_with_retries, retry_after_seconds
 from target_kit.serialize import parse_json
 from target_kit.transport import Answer, Transport
 

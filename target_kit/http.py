@@ -13,7 +13,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import requests
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
@@ -26,6 +25,7 @@ from target_kit.retry import (
     RetryPolicy,
     call_with_retries,
     is_certificate_error,
+    retry_after_seconds,
 )
 from target_kit.transport import Answer, Transport
 
@@ -101,17 +101,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def retry_after_seconds(response: Answer | requests.Response) -> float | None:
-    """`Retry-After` as seconds (fractional values from the time-scaled sandbox accepted)."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: rare for APIs; fall back to our own backoff
 
 
 class ApiClient:

@@ -100,6 +100,17 @@ def is_certificate_error(exc: BaseException) -> bool:
     return isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
+def retry_after_seconds(response: Answer | requests.Response) -> float | None:
+    """`Retry-After` as seconds (fractional values from the time-scaled sandbox accepted)."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: rare for APIs; fall back to our own backoff
+
+
 @dataclass
 class RetryCounts:
     """What a client's calls went through, for reports."""

@@ -2,8 +2,12 @@
 
 `POST /v1/oauth2/access_token` with a JSON `client_credentials` body (docs/api/okki.md §2). A
 data call answered HTTP 401 `access_denied` (token expired early or revoked) calls
-`renew(failed)`: the first thread to report a token fetches a new one, the others simply pick
-it up.
+`renew(failed)`: the first thread to report a token drops it, and the call's next attempt
+fetches a new one that the other threads simply pick up.
+
+A token request is one step of the data call that needs it: it is paced like any call, and a
+throttled, failed or lost token answer is a failed attempt of that call (`RetryLater`), retried
+by the same loop within the same attempt count (`target_kit.retry`).
 """
 
 from __future__ import annotations
@@ -14,13 +18,11 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-import backoff
 from singer_sdk.authenticators import APIAuthenticatorBase
 
-from tap_okki.errors import OkkiApiError, OkkiAuthError, OkkiRetriableError
+from tap_okki.errors import OkkiApiError, OkkiAuthError
 from tap_okki.pacing import Pacer
-from tap_okki.retry import TRANSPORT_ERRORS, RetryPolicy
-from target_kit.http import is_certificate_error, retry_after_seconds
+from target_kit.retry import Outcome, RetryLater, retry_after_seconds
 from target_kit.transport import Answer, Transport
 
 if t.TYPE_CHECKING:
@@ -53,14 +55,12 @@ class OkkiAuthenticator(APIAuthenticatorBase):
         credentials: Credentials,
         transport: Transport,
         pacer: Pacer,
-        retry: RetryPolicy,
     ) -> None:
         super().__init__()
         self._url = f"{base_url}{TOKEN_PATH}"
         self._credentials = credentials
         self._transport = transport
         self._pacer = pacer
-        self._retry = retry
         self._lock = threading.Lock()
         self._token: str | None = None
         self._renew_at = 0.0  # time.monotonic() after which the cached token is not used
@@ -82,28 +82,20 @@ class OkkiAuthenticator(APIAuthenticatorBase):
             return self._token
 
     def renew(self, failed_request: Call) -> None:
-        """OKKI refused the token this request carried: fetch a new one unless done already."""
+        """OKKI refused the token this request carried: drop it, unless done already (the
+        next `token()` fetches a new one)."""
         failed = failed_request.headers.get("Authorization", "").removeprefix("Bearer ")
         with self._lock:
-            if self._token is None or self._token == failed:
+            if self._token is not None and self._token == failed:
                 logger.info(
                     "OKKI refused the access token (expired or revoked); fetching a new one"
                 )
-                self._fetch()
+                self._token = None
 
     def _fetch(self) -> None:
-        """Fetch a token (lock held): paced and retried like any other call."""
-        fetch = backoff.on_exception(
-            self._retry.waits,
-            (OkkiRetriableError, *TRANSPORT_ERRORS),
-            max_tries=self._retry.max_attempts,
-            giveup=is_certificate_error,
-            jitter=None,
-            on_backoff=_log_backoff,
-            logger=None,
-        )(self._request_token)
+        """Fetch a token (lock held): one paced request; `RetryLater` if worth another."""
         started = time.monotonic()
-        body = fetch()
+        body = self._request_token()
         lifetime = float(body.get("expires_in") or DEFAULT_LIFETIME)
         margin = min(MAX_RENEWAL_MARGIN, lifetime * RENEWAL_SHARE)
         self._token = str(body["access_token"])
@@ -124,14 +116,21 @@ class OkkiAuthenticator(APIAuthenticatorBase):
             },
         )
         status = response.status_code
-        if status == 429 or status >= 500:
-            retry_after = retry_after_seconds(response)
-            if status == 429 and retry_after:
-                self._pacer.pause(retry_after)
-            raise OkkiRetriableError(TOKEN_PATH, f"HTTP {status}", retry_after, status == 429)
+        if status in (408, 429) or status >= 500:
+            raise RetryLater(
+                Outcome(
+                    "retry",
+                    f"HTTP {status}",
+                    f"from {TOKEN_PATH}",
+                    retry_after=retry_after_seconds(response),
+                    throttled=status == 429,
+                )
+            )
         body = _json_or_none(response)
         if status == 200 and isinstance(body, dict) and body.get("access_token"):
             return body
+        if status == 200 and body is None:  # cut short on the way: worth another try
+            raise RetryLater(Outcome("retry", "HTTP 200", f"{TOKEN_PATH}: the answer was not JSON"))
         error = str(body.get("error") or body.get("message") or "") if body else ""
         if error == "invalid_scope" or "scope" in error:
             raise OkkiAuthError(
@@ -156,12 +155,3 @@ def _json_or_none(response: Answer) -> dict | None:
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
-
-
-def _log_backoff(details: dict) -> None:
-    logger.warning(
-        "Token request failed (%s); retry %d in %.2f s",
-        details.get("exception"),
-        details.get("tries", 0),
-        details.get("wait", 0.0),
-    )

@@ -23,30 +23,24 @@ from functools import cached_property
 from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
-import backoff
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams import RESTStream
 
 from tap_okki.auth import OkkiAuthenticator
 from tap_okki.conform import UNCONVERTED, ConformError, compile_schema
-from tap_okki.errors import (
-    CompanyNotFound,
-    OkkiApiError,
-    OkkiAuthError,
-    OkkiKeyError,
-    OkkiRetriableError,
-)
+from tap_okki.errors import CompanyNotFound, OkkiApiError, OkkiAuthError, OkkiKeyError
 from tap_okki.pacing import Pacer
-from tap_okki.retry import TRANSPORT_ERRORS, RetryPolicy
+from tap_okki.settings import TapSettings
 from tap_okki.times import format_okki_time, parse_okki_time
 from tap_okki.windows import Page, Window, WindowReader
-from target_kit.http import is_certificate_error, retry_after_seconds
+from target_kit.retry import Outcome, RetryPolicy, call_with_retries, retry_after_seconds
 from target_kit.serialize import parse_json
 from target_kit.transport import Answer, Transport
 
 if t.TYPE_CHECKING:
-    from backoff.types import Details
     from singer_sdk.helpers.types import Context
+
+    from tap_okki.tap import TapOkki
 
 COMPANY_INFO_PATH = "/v1/company/info"
 _POSITION = re.compile(r"\[\d+\]")  # `customers[2].birth` → `customers[].birth`
@@ -59,14 +53,15 @@ _HINTS = {
 
 @dataclass
 class OkkiConnection:
-    """What every stream of one run shares: one connection pool, pace, token and clock."""
+    """What every stream of one run shares: settings, one connection pool, pace, token and
+    clock."""
 
+    settings: TapSettings
     base_url: str
     transport: Transport
     pacer: Pacer
     authenticator: OkkiAuthenticator
     retry: RetryPolicy
-    tz: ZoneInfo
     _run_end: dt.datetime | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -80,9 +75,9 @@ class OkkiConnection:
             if self._run_end is None:
                 now = ask_server()
                 if now:
-                    self._run_end = parse_okki_time(now, self.tz)
+                    self._run_end = parse_okki_time(now, self.settings.tz)
                 else:  # not seen from OKKI, but then our clock minus a margin is the best bet
-                    self._run_end = dt.datetime.now(self.tz).replace(microsecond=0)
+                    self._run_end = dt.datetime.now(self.settings.tz).replace(microsecond=0)
                     self._run_end -= dt.timedelta(minutes=2)
                     logging.getLogger(__name__).warning(
                         "OKKI's answer carried no 'now'; the window ends at %s (local clock)",
@@ -126,8 +121,9 @@ class OkkiStream(RESTStream):
     # the tap's CPU, and a line per record), their count and mean time go in the run log.
     summed_endpoint: str | None = None
 
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, tap: TapOkki, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(tap, *args, **kwargs)
+        self.okki = tap  # ours: the SDK keeps its tap in a private attribute
         self._unmapped_fields: set[str] = set()  # reported once each
         self.summed_calls = CallTimes()
         # Values kept under `_okki_unconverted`, per field (array positions as `[]`).
@@ -135,7 +131,11 @@ class OkkiStream(RESTStream):
 
     @property
     def connection(self) -> OkkiConnection:
-        return self._tap.connection  # type: ignore[attr-defined, no-any-return]
+        return self.okki.connection
+
+    @property
+    def settings(self) -> TapSettings:
+        return self.connection.settings
 
     @property
     def url_base(self) -> str:
@@ -151,7 +151,7 @@ class OkkiStream(RESTStream):
     @cached_property
     def _conform(self) -> t.Callable[[dict[str, t.Any]], dict[str, t.Any]]:
         # The catalog's schema when it brings one (a user may retype a field), else ours.
-        return compile_schema(self.effective_schema, self.connection.tz)
+        return compile_schema(self.effective_schema, self.settings.tz)
 
     @cached_property
     def _known_fields(self) -> frozenset[str]:
@@ -226,136 +226,93 @@ class OkkiStream(RESTStream):
 
     # Calls --------------------------------------------------------------------------------------
     def get_data(self, path: str, params: dict[str, t.Any], context: Context | None) -> dict:
-        """GET `path`; the whole envelope of a successful answer (its `data`, `now`…)."""
+        """GET `path`, paced and retried (`target_kit.retry`); the whole envelope of a
+        successful answer (its `data`, `now`…)."""
         query = urlencode([(key, value) for key, value in params.items() if value is not None])
-        url = f"{self.url_base}{path}?{query}" if query else f"{self.url_base}{path}"
-        response = self._request_with_retries(Call(url, dict(self._headers)), context)
-        return _envelope(response) or {}
+        call = Call(f"{self.url_base}{path}?{query}" if query else f"{self.url_base}{path}", {})
+        answer = call_with_retries(
+            lambda: self._send(call, context),
+            classify,
+            self.connection.retry,
+            f"OKKI {path}",
+            server=self.url_base,
+            pause=self.connection.pacer.pause,
+            # Expired early or revoked (docs/api/okki.md §2): a new token, then this call again.
+            renew=lambda: self.authenticator.renew(call),
+            log=self.logger,
+        )
+        return _envelope(answer) or {}
 
     @cached_property
     def _headers(self) -> dict[str, str]:
         return {"User-Agent": self.user_agent, **self.http_headers}
 
-    @cached_property
-    def _request_with_retries(self) -> t.Callable[..., Answer]:
-        return self.request_decorator(self._request)
-
-    def _request(self, call: Call, context: Context | None) -> Answer:  # type: ignore[override]
-        """One attempt (the backoff decorator repeats it), plus the one token renewal."""
-        response = self._send(call, context)
-        if _access_denied(response):
-            # Expired early or revoked (docs/api/okki.md §2): a new token, then this call once more.
-            self.authenticator.renew(call)
-            response = self._send(call, context)
-            if _access_denied(response):
-                raise OkkiAuthError(
-                    _endpoint(response),
-                    "HTTP 401",
-                    str((_envelope(response) or {}).get("error") or "access_denied"),
-                    "OKKI refused a freshly issued token too; check the app's permissions.",
-                )
-        self.validate_response(response)
-        return response
-
     def _send(self, call: Call, context: Context | None) -> Answer:
+        """One attempt: paced, with the current token (fetched first if need be)."""
         self.connection.pacer.wait()
+        call.headers = dict(self._headers)
         self.authenticator(call)
         response = self.connection.transport.request("GET", call.url, headers=call.headers)
         endpoint = _endpoint(response)
         if endpoint == self.summed_endpoint and response.status_code == 200:
             self.summed_calls.add(response.elapsed.total_seconds())
         else:
+            # Private SDK API: the SDK's METRIC line for a request, which honours the
+            # `metrics` settings; no public hook writes it (tests/test_sdk_contract.py).
             self._write_request_duration_log(
                 endpoint=endpoint, response=response, context=context, extra_tags=None
             )
         return response
 
-    # Answers ------------------------------------------------------------------------------------
-    def validate_response(self, response: Answer) -> None:
-        """Sort an answer into success, retry, skip (a missing company) or stop.
 
-        The outcomes and their handling: docs/api/okki.md §3-4.
-        """
-        endpoint = _endpoint(response)
-        status = response.status_code
-        if status in (408, 429) or status >= 500:
-            raise OkkiRetriableError(
-                endpoint,
-                f"HTTP {status}",
-                retry_after=retry_after_seconds(response),
-                throttled=status == 429,
-                response=response,
-            )
-        body = _envelope(response)
-        if status != 200:
-            message = str((body or {}).get("error") or (body or {}).get("message") or "")
-            raise OkkiApiError(endpoint, f"HTTP {status}", message or response.reason)
-        if body is None:  # cut short by a proxy or the network: worth another try
-            raise OkkiRetriableError(endpoint, "the answer was not JSON", response=response)
-        code = _code(body.get("code"))
-        message = str(body.get("message") or "")
-        if code in SUCCESS_CODES:
-            return
-        if code == 429:
-            raise OkkiRetriableError(
-                endpoint,
-                f"code 429 {message}",
-                retry_after=retry_after_seconds(response),
-                throttled=True,
-                response=response,
-            )
-        if code == 404 and endpoint == COMPANY_INFO_PATH:
-            company_id = parse_qs(urlsplit(response.url).query).get("company_id", ["?"])[0]
-            raise CompanyNotFound(company_id, message)
-        raise OkkiApiError(endpoint, code, message, _HINTS.get(code or 0, ""))
-
-    def response_error_message(self, response: Answer) -> str:
-        """Status and path only: OKKI bodies may hold customer data, headers hold tokens."""
-        return f"HTTP {response.status_code} {response.reason} for path {_endpoint(response)}"
-
-    # Retries ------------------------------------------------------------------------------------
-    def request_decorator(self, func: t.Callable) -> t.Callable:
-        return backoff.on_exception(
-            self.backoff_wait_generator,
-            (OkkiRetriableError, *TRANSPORT_ERRORS),
-            max_tries=self.backoff_max_tries,
-            giveup=is_certificate_error,
-            on_backoff=self.backoff_handler,
-            on_giveup=self._log_giveup,
-            jitter=None,  # `RetryPolicy.waits` jitters itself, never below Retry-After
-            logger=None,  # our handlers log, without request arguments
-        )(func)
-
-    def backoff_wait_generator(self) -> t.Generator[float, t.Any, None]:  # type: ignore[override]
-        return self.connection.retry.waits()
-
-    def backoff_max_tries(self) -> int:
-        return self.connection.retry.max_attempts
-
-    def backoff_handler(self, details: Details) -> None:
-        exception = details.get("exception")
-        wait = float(details.get("wait") or 0.0)
-        retry_after = getattr(exception, "retry_after", None)
-        if getattr(exception, "throttled", False) and retry_after:
-            # The server said when it takes calls again: that holds for every thread. Our own
-            # (longer, jittered) backoff stays with this call, so threads do not stampede
-            # together when the pause ends.
-            self.connection.pacer.pause(retry_after)
-        self.logger.warning(
-            "%s; attempt %d of %d failed, retrying in %.2f s",
-            _describe(exception),
-            details.get("tries", 0),
-            self.connection.retry.max_attempts,
-            wait,
+def classify(response: Answer) -> Outcome:
+    """Sort an OKKI answer into success, retry, a token to renew, skip (a missing company) or
+    stop. The outcomes and their handling: docs/api/okki.md §2-4.
+    """
+    endpoint = _endpoint(response)
+    status = response.status_code
+    if status in (408, 429) or status >= 500:
+        return Outcome(
+            "retry",
+            f"HTTP {status}",
+            retry_after=retry_after_seconds(response),
+            throttled=status == 429,
         )
-
-    def _log_giveup(self, details: Details) -> None:
-        self.logger.error(
-            "%s; giving up after %d attempts in %.1f s",
-            _describe(details.get("exception")),
-            details.get("tries", 0),
-            details.get("elapsed", 0.0),
+    body = _envelope(response)
+    if status == 401:
+        # OKKI says `{"error":"access_denied"}`; upstream's exact shape is undocumented, so any
+        # 401 on a data call gets the one renewal.
+        message = str((body or {}).get("error") or "access_denied")
+        refused = OkkiAuthError(
+            endpoint,
+            "HTTP 401",
+            message,
+            "OKKI refused a freshly issued token too; check the app's permissions.",
         )
+        return Outcome("renew", "HTTP 401", message, error=refused)
+    if status != 200:
+        message = str((body or {}).get("error") or (body or {}).get("message") or "")
+        error = OkkiApiError(endpoint, f"HTTP {status}", message or response.reason)
+        return Outcome("fatal", f"HTTP {status}", message, error=error)
+    if body is None:  # cut short by a proxy or the network: worth another try
+        return Outcome("retry", "HTTP 200", "the answer was not JSON")
+    code = _code(body.get("code"))
+    message = str(body.get("message") or "")
+    if code in SUCCESS_CODES:
+        return Outcome("ok")
+    if code == 429:
+        return Outcome(
+            "retry",
+            "code 429",
+            message,
+            retry_after=retry_after_seconds(response),
+            throttled=True,
+        )
+    if code == 404 and endpoint == COMPANY_INFO_PATH:
+        company_id = parse_qs(urlsplit(response.url).query).get("company_id", ["?"])[0]
+        return Outcome("fatal", code, message, error=CompanyNotFound(company_id, message))
+    error = OkkiApiError(endpoint, code, message, _HINTS.get(code or 0, ""))
+    return Outcome("fatal", code, message, error=error)
 
 
 class OkkiListStream(OkkiStream):
@@ -368,7 +325,7 @@ class OkkiListStream(OkkiStream):
     # The window and the bookmark ----------------------------------------------------------------
     def lookback(self) -> dt.timedelta:
         """How far before the bookmark a run starts reading again."""
-        return dt.timedelta(minutes=self.config.get("lookback_minutes", 10))
+        return dt.timedelta(minutes=self.settings.lookback_minutes)
 
     def bookmark(self, context: Context | None) -> dt.datetime | None:
         """The end of the last window read completely; None before the first run."""
@@ -376,12 +333,12 @@ class OkkiListStream(OkkiStream):
         value = state.get("replication_key_value")
         if not value or state.get("replication_key") != self.replication_key:
             return None
-        return dt.datetime.fromisoformat(value).astimezone(self.connection.tz)
+        return dt.datetime.fromisoformat(value).astimezone(self.settings.tz)
 
     def run_window(self, context: Context | None) -> Window:
         """[bookmark − look-back, run start], or [start_date, run start] on the first run."""
         bookmark = self.bookmark(context)
-        start_date = self._tap.start_date  # type: ignore[attr-defined]
+        start_date = self.settings.start
         start = None
         if bookmark:
             start = bookmark - self.lookback()
@@ -410,8 +367,10 @@ class OkkiListStream(OkkiStream):
         state["replication_key"] = self.replication_key
         state["replication_key_value"] = moment.isoformat()
         self.state_manager.is_flushed = False
-        self._write_state_message()
+        self._write_state_message()  # private SDK API: STATE now (tests/test_sdk_contract.py)
 
+    # Private SDK API (tests/test_sdk_contract.py): the SDK bookmarks every record; no public
+    # hook turns that off.
     def _increment_stream_state(self, latest_record: dict, *, context: Context | None = None):
         """Not from records: the bookmark is the window end (`save_bookmark`), because rows
         come newest first, are re-read after shifts, and the newest row seen says nothing
@@ -428,7 +387,7 @@ class OkkiListStream(OkkiStream):
         self, context: Context | None, label: str | None = None, **params: t.Any
     ) -> WindowReader:
         """A reader of this list, with extra filter parameters (e.g. `removed=1`)."""
-        page_size = int(self.config.get("page_size", 100))
+        page_size = self.settings.page_size
 
         def fetch(window: Window, number: int) -> Page:
             query = {
@@ -436,8 +395,8 @@ class OkkiListStream(OkkiStream):
                 **params,
                 "start_index": number,
                 "count": page_size,
-                "start_time": _okki(window.start, self.connection.tz),
-                "end_time": _okki(window.end, self.connection.tz),
+                "start_time": _okki(window.start, self.settings.tz),
+                "end_time": _okki(window.end, self.settings.tz),
             }
             data = self.get_data(self.path, query, context).get("data") or {}
             rows = data.get("list") or []
@@ -449,7 +408,7 @@ class OkkiListStream(OkkiStream):
             key=self.primary_keys[0],
             label=label or self.name,
             logger=self.logger,
-            max_rows=int(self.config.get("max_rows_per_window", 2000)),
+            max_rows=self.settings.max_rows_per_window,
         )
 
     def _ask_server_time(self) -> str | None:
@@ -480,12 +439,6 @@ def _code(value: t.Any) -> int | None:
         return None
 
 
-def _access_denied(response: Answer) -> bool:
-    # OKKI says `{"error":"access_denied"}`; upstream's exact shape is undocumented, so any
-    # 401 on a data call gets the one renewal.
-    return response.status_code == 401
-
-
 def _endpoint(response: Answer) -> str:
     return urlsplit(response.url).path
 
@@ -499,9 +452,3 @@ def _shown(value: t.Any) -> str:
     shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
     kind = {dict: "an object", list: "a list", str: "text"}.get(type(value), type(value).__name__)
     return f"{shown} ({kind})"
-
-
-def _describe(exception: BaseException | None) -> str:
-    if isinstance(exception, OkkiRetriableError):
-        return str(exception)
-    return f"network error {type(exception).__name__}"

@@ -6,7 +6,7 @@ credential or a token.
 
 from __future__ import annotations
 
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.exceptions import FatalAPIError
 
 
 class OkkiApiError(FatalAPIError):
@@ -21,23 +21,6 @@ class OkkiApiError(FatalAPIError):
 
 class OkkiAuthError(OkkiApiError):
     """OKKI refused the credentials or the scope; the message names the setting to fix."""
-
-
-class OkkiRetriableError(RetriableAPIError):
-    """A throttled, failed or lost answer that is worth sending again."""
-
-    def __init__(
-        self,
-        endpoint: str,
-        reason: str,
-        retry_after: float | None = None,
-        throttled: bool = False,
-        response: object = None,
-    ) -> None:
-        self.endpoint, self.reason = endpoint, reason
-        self.retry_after = retry_after  # seconds the server asked for, if it did
-        self.throttled = throttled  # a rate-limit answer: every thread should hold off
-        super().__init__(f"OKKI {endpoint}: {reason}", response)  # type: ignore[arg-type]
 
 
 class CompanyNotFound(Exception):

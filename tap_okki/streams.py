@@ -89,7 +89,7 @@ class CompaniesStream(OkkiListStream):
                         yield _Removed(row, part.end)
                 yield _Checkpoint(part.end)
 
-        workers = int(self.config.get("detail_concurrency", 4))
+        workers = self.settings.detail_concurrency
         emitted = deleted = gone = 0
         for item, info in ordered_map(
             rows(), self._details, lambda i: isinstance(i, _Live), workers
@@ -145,6 +145,8 @@ class CompaniesStream(OkkiListStream):
     # The SDK syncs a record's children before it writes the record itself. Targets that link
     # children to parents (a person to its company) want the parent first, so when companies
     # are written, each company's contacts are synced right after its RECORD message.
+    # Private SDK API, with `_write_record_message` and `_sync_children`
+    # (tests/test_sdk_contract.py): the SDK has no public hook around a record's children.
     def _process_record(
         self,
         record: dict,
@@ -206,6 +208,9 @@ class CompanyChildStream(OkkiStream):
         (`log_run_total`). No ACTIVATE_VERSION: a version per company would tell targets to
         delete every other company's records.
         """
+        # Private SDK API below (`_write_schema_message`, `_check_max_record_limit`,
+        # `_write_record_message`, `_increment_stream_state`, `_write_state_message`): the
+        # steps of `Stream.sync`, which has no public part per step (tests/test_sdk_contract.py).
         if self._counter is None:
             self.log("Beginning sync of '%s' with each company's details", self.name)
             self._write_schema_message()
@@ -246,7 +251,7 @@ class CompanyChildStream(OkkiStream):
 
     @property
     def companies(self) -> CompaniesStream:
-        return t.cast(CompaniesStream, self._tap.streams["companies"])
+        return t.cast(CompaniesStream, self.okki.streams["companies"])
 
 
 class ContactsStream(CompanyChildStream):
@@ -339,7 +344,7 @@ class FollowUpsStream(OkkiListStream):
     schema = StreamSchema(SCHEMAS)
 
     def lookback(self) -> dt.timedelta:
-        days = dt.timedelta(days=self.config.get("follow_ups_lookback_days", 7))
+        days = dt.timedelta(days=self.settings.follow_ups_lookback_days)
         return max(super().lookback(), days)
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:

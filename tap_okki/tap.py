@@ -3,7 +3,6 @@ streams."""
 
 from __future__ import annotations
 
-import datetime as dt
 import typing as t
 from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,7 +16,7 @@ from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 from tap_okki.auth import Credentials, OkkiAuthenticator
 from tap_okki.client import OkkiConnection
 from tap_okki.pacing import Pacer
-from tap_okki.retry import RetryPolicy
+from tap_okki.settings import TapSettings
 from tap_okki.streams import (
     CompaniesStream,
     ContactsStream,
@@ -31,6 +30,7 @@ from target_kit.http import ConfigError, check_base_url
 from target_kit.secrets import SecretMasking
 from target_kit.settings import SettingsFromText
 from target_kit.transport import Transport
+from target_kit.typed_settings import declared_values
 
 DEFAULT_BASE_URL = "https://api-sandbox.xiaoman.cn"
 MAX_PAGE_SIZE = 100  # OKKI answers code 400 above it (docs/api/okki.md §5)
@@ -195,6 +195,8 @@ class TapOkki(PlainSettingErrors, SettingsFromText, SecretMasking, Tap):
     ).to_dict()
 
     # Settings checks the JSON schema cannot express -------------------------------------------
+    # Private SDK API (tests/test_sdk_contract.py): the SDK's settings check, extended with the
+    # checks a JSON schema cannot express; no public hook adds errors to it.
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """The SDK's schema check (secrets masked by `SecretMasking`), plus our own checks."""
         errors = super()._validate_config(raise_errors=False)
@@ -204,36 +206,24 @@ class TapOkki(PlainSettingErrors, SettingsFromText, SecretMasking, Tap):
         return errors
 
     @cached_property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.config.get("timezone") or "Asia/Shanghai")
-
-    @cached_property
-    def start_date(self) -> dt.datetime | None:
-        value = self.config.get("start_date")
-        return parse_setting_time(value, self.tz) if value else None
+    def settings(self) -> TapSettings:
+        """The validated settings, each unset one at its declared default."""
+        return TapSettings.from_config(self.config, self.config_jsonschema)
 
     @cached_property
     def connection(self) -> OkkiConnection:
         """The run's shared HTTP connections, pace, token and clock (made on first use)."""
-        config = self.config
-        base_url = str(config.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+        settings = self.settings
+        base_url = settings.base_url.rstrip("/")
         # One pooled connection per concurrent caller, so keep-alive is never starved.
-        pool = int(config.get("detail_concurrency", 4)) + 2
-        timeout = float(config.get("request_timeout", 60))
-        transport = Transport(base_url, {}, pool_size=pool, timeout=timeout)
-        pacer = Pacer(float(config.get("max_requests_per_second", 9.5)))
-        retry = RetryPolicy(
-            max_attempts=int(config.get("max_attempts", 8)),
-            base_delay=float(config.get("backoff_base_seconds", 1.0)),
-            max_delay=float(config.get("backoff_max_seconds", 60.0)),
+        pool = settings.detail_concurrency + 2
+        transport = Transport(base_url, {}, pool_size=pool, timeout=settings.request_timeout)
+        pacer = Pacer(settings.max_requests_per_second)
+        credentials = Credentials(settings.client_id, settings.client_secret, settings.scope)
+        authenticator = OkkiAuthenticator(base_url, credentials, transport, pacer)
+        return OkkiConnection(
+            settings, base_url, transport, pacer, authenticator, settings.retry_policy()
         )
-        credentials = Credentials(
-            client_id=str(config["client_id"]),
-            client_secret=str(config["client_secret"]),
-            scope=str(config.get("scope") or "company opportunity user"),
-        )
-        authenticator = OkkiAuthenticator(base_url, credentials, transport, pacer, retry)
-        return OkkiConnection(base_url, transport, pacer, authenticator, retry, self.tz)
 
     def discover_streams(self) -> list[Stream]:
         return [
@@ -248,13 +238,14 @@ class TapOkki(PlainSettingErrors, SettingsFromText, SecretMasking, Tap):
 def _setting_errors(config: dict) -> list[str]:
     """Messages naming each wrong setting (values shown only for non-secret settings)."""
     errors = []
-    timezone = config.get("timezone") or "Asia/Shanghai"
+    values = declared_values(config, TapOkki.config_jsonschema)
+    timezone = values["timezone"]
     try:
         tz = ZoneInfo(str(timezone))
     except (ZoneInfoNotFoundError, ValueError):
         errors.append(f"Setting 'timezone' must be an IANA time zone name, got {timezone!r}")
-        tz = ZoneInfo("Asia/Shanghai")
-    start_date = config.get("start_date")
+        tz = ZoneInfo("UTC")  # only to read `start_date` for its own check
+    start_date = values["start_date"]
     if start_date is not None:
         try:
             parse_setting_time(str(start_date), tz)
@@ -263,10 +254,8 @@ def _setting_errors(config: dict) -> list[str]:
                 "Setting 'start_date' must be an ISO-8601 date or date-time "
                 f"(e.g. 2025-01-01 or 2025-01-01T00:00:00+08:00), got {start_date!r}"
             )
-    errors += _base_url_errors(
-        str(config.get("base_url") or DEFAULT_BASE_URL), bool(config.get("allow_insecure_http"))
-    )
-    if not str(config.get("scope", "company")).split():
+    errors += _base_url_errors(str(values["base_url"]), bool(values["allow_insecure_http"]))
+    if not str(values["scope"]).split():
         errors.append("Setting 'scope' must name at least one OKKI module, e.g. 'company'")
     return errors
 

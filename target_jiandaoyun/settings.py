@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +23,7 @@ from target_kit.deadletter import dead_letter_setting
 from target_kit.http import ConfigError
 from target_kit.plan import DRY_RUN_SETTING
 from target_kit.target import COMMON_SETTINGS
+from target_kit.typed_settings import CommonSettings
 
 SUBFORM = th.ObjectType(
     th.Property(
@@ -267,7 +268,7 @@ SETTINGS = th.PropertiesList(
 
 
 @dataclass(frozen=True)
-class JiandaoyunSettings:
+class JiandaoyunSettings(CommonSettings):
     """target-jiandaoyun's own settings, typed (see `SETTINGS` for what each means)."""
 
     api_key: str
@@ -286,11 +287,13 @@ class JiandaoyunSettings:
     company_requests_per_second: float
     request_timeout: float
     load_method: str | None
-    max_in_flight: int
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> JiandaoyunSettings:
+    def from_config(
+        cls, config: Mapping[str, Any], schema: Mapping[str, Any]
+    ) -> JiandaoyunSettings:
         """From the config as the SDK validated it (declared defaults filled in)."""
+        common = CommonSettings.from_config(config, schema)
         forms = _form_specs(config.get("forms"))
         load_method = config.get("load_method")  # no default: it depends on each form
         if load_method == "upsert":
@@ -301,6 +304,7 @@ class JiandaoyunSettings:
                     "'key_widget' to find existing rows by."
                 )
         return cls(
+            **{f.name: getattr(common, f.name) for f in fields(CommonSettings)},
             api_key=str(config["api_key"]),
             base_url=str(config["base_url"]),
             forms=forms,
@@ -317,7 +321,6 @@ class JiandaoyunSettings:
             company_requests_per_second=_positive(config, "company_requests_per_second"),
             request_timeout=_positive(config, "request_timeout"),
             load_method=load_method,
-            max_in_flight=int(config["max_in_flight"]),
         )
 
 

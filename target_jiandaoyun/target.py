@@ -45,11 +45,13 @@ class TargetJiandaoyun(
     name = "target-jiandaoyun"
     package_name = "okki-crm-sync"  # the distribution that ships it (its version in --about)
     config_jsonschema = SETTINGS.to_dict()
+    settings_class = JiandaoyunSettings
+    settings: JiandaoyunSettings
     default_sink_class = JiandaoyunSink
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.settings = settings = JiandaoyunSettings.from_config(self.config)
+        settings = self.settings
         self.base_url = self.checked_base_url(settings.base_url)
         rates = Rates(
             batch=settings.batch_requests_per_second,

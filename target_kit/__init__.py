@@ -1,5 +1,5 @@
 """What both targets share: pacing, retries, ordered checkpoints, dead letters, the run report
-(and the few HTTP helpers the tap uses too: base-URL checks, `Retry-After`).
+(and what the tap uses too: the retry loop, typed settings, base-URL checks).
 
 The API-specific parts (Twenty's upsert keys, Jiandaoyun's widget values) stay in each plugin.
 """

@@ -67,6 +67,8 @@ class MeltanoConfigTest:
             self.logger.info("Configuration test: %s", line)
         self.logger.info("Configuration test passed: nothing was written.")
 
+    # Private SDK API (tests/test_sdk_contract.py): the SDK's message handlers, the only place
+    # to stop before a sink is made.
     def _process_schema_message(self, message_dict: dict[str, Any]) -> None:
         if message_dict.get("stream") != MELTANO_TEST_STREAM:
             super()._process_schema_message(message_dict)  # type: ignore[misc]

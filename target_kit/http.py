@@ -1,83 +1,50 @@
 """One HTTP client for a destination API: pacing, bounded retries, clear and secret-free errors.
 
-The API-specific part is a `classify(response) -> Outcome` function: each target says which
-answers are fine, which are worth retrying (and after how long), which reject the request's
-content (the caller splits or dead-letters the batch) and which must stop the run.
+The API-specific part is a `classify(response) -> Outcome` function (see `retry.py`): each
+target says which answers are fine, which are worth retrying (and after how long), which
+reject the request's content (the caller splits or dead-letters the batch) and which must stop
+the run.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-import logging
-import random
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-import requests
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from target_kit.pacing import RateLimiter
-from target_kit.secrets import redact
+from target_kit.retry import (
+    ApiError,
+    Outcome,
+    RejectedError,
+    RetryCounts,
+    RetryPolicy,
+    call_with_retries,
+    is_certificate_error,
+    retry_after_seconds,
+)
 from target_kit.transport import Answer, Transport
 
-logger = logging.getLogger(__name__)
-
-Kind = Literal["ok", "retry", "reject", "fatal"]
-
-# Network failures after which the same request may simply be sent again: every write we send
-# is idempotent (stable ids, upserts, Jiandaoyun transaction ids).
-TRANSIENT_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-)
-
-
-@dataclass
-class Outcome:
-    kind: Kind
-    code: str | int | None = None  # the API's own error code or status
-    message: str = ""
-    retry_after: float | None = None  # seconds the server asked us to wait
-    throttled: bool = False  # a rate-limit answer: everybody pauses, not just this call
+# The plugins' clients import these from here, beside `ApiClient`.
+__all__ = [
+    "ApiClient",
+    "ApiError",
+    "ConfigError",
+    "Outcome",
+    "RejectedError",
+    "RetryPolicy",
+    "check_base_url",
+    "is_certificate_error",
+    "retry_after_seconds",
+]
 
 
 class ConfigError(ValueError):
     """A setting is missing or wrong; the message names the setting."""
-
-
-class ApiError(RuntimeError):
-    """The API answered with an error that stops the run (auth, missing object, …)."""
-
-    def __init__(self, endpoint: str, code: Any, message: str) -> None:
-        self.endpoint, self.code, self.message = endpoint, code, message
-        super().__init__(f"{endpoint}: {code} {message}".strip())
-
-
-class RejectedError(ApiError):
-    """The API refused the request's content (e.g. HTTP 400): not retried as is."""
-
-
-@dataclass
-class RetryPolicy:
-    max_attempts: int = 8
-    base_delay: float = 1.0
-    max_delay: float = 60.0
-    max_elapsed: float = 900.0  # give up on one request after this many seconds
-    # The longest wait a server's Retry-After may impose (setting `max_retry_after_seconds`):
-    # one that says "an hour" (or a day) must not stall the run silently.
-    max_retry_after: float = 120.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        jittered = backoff * random.uniform(0.5, 1.0)
-        if retry_after is None:
-            return jittered
-        return max(jittered, min(retry_after, self.max_retry_after))
 
 
 def check_base_url(url: str, setting: str, allow_insecure_http: bool) -> str:
@@ -136,23 +103,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def is_certificate_error(exc: BaseException) -> bool:
-    """A server certificate that failed verification (untrusted, expired, wrong host): no
-    network glitch, unlike other `SSLError`s such as a connection cut during the handshake."""
-    return isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
-
-
-def retry_after_seconds(response: Answer | requests.Response) -> float | None:
-    """`Retry-After` as seconds (fractional values from the time-scaled sandbox accepted)."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: rare for APIs; fall back to our own backoff
-
-
 class ApiClient:
     def __init__(
         self,
@@ -173,9 +123,19 @@ class ApiClient:
         self.retry = retry or RetryPolicy()
         self.on_response = on_response
         self.transport = Transport(self.base_url, headers, pool_size, timeout)
-        self.calls = 0
-        self.retries = 0
-        self.throttled = 0
+        self.counts = RetryCounts()
+
+    @property
+    def calls(self) -> int:
+        return self.counts.calls
+
+    @property
+    def retries(self) -> int:
+        return self.counts.retries
+
+    @property
+    def throttled(self) -> int:
+        return self.counts.throttled
 
     def send(
         self,
@@ -186,64 +146,23 @@ class ApiClient:
         **kwargs: Any,
     ) -> Any:
         """Send with pacing and retries; return the body of a successful answer, `decode`d."""
-        endpoint = endpoint or path
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
+        url = f"{self.base_url}{path}"
+
+        def attempt() -> Answer:
             self.limiter.acquire()
-            self.calls += 1
-            try:
-                response = self.transport.request(method, f"{self.base_url}{path}", **kwargs)
-            except TRANSIENT_ERRORS as exc:
-                if is_certificate_error(exc):  # sending again cannot fix it
-                    reason = redact(str(exc), self.secrets)
-                    raise ApiError(
-                        endpoint,
-                        "SSLError",
-                        f"the TLS certificate of {self.base_url} failed verification; check "
-                        f"'base_url' and the server's certificate. {reason}",
-                    ) from None
-                outcome = Outcome("retry", code=type(exc).__name__, message="network error")
-            else:
-                if self.on_response:
-                    self.on_response(response)
-                outcome = self.classify(response)
-                if outcome.kind == "ok":
-                    return decode(response.content) if response.content else None
-            message = redact(outcome.message, self.secrets)
-            if outcome.kind == "reject":
-                raise RejectedError(endpoint, outcome.code, message)
-            if outcome.kind == "fatal":
-                raise ApiError(endpoint, outcome.code, message)
-            if outcome.throttled:
-                self.throttled += 1
-            elapsed = time.monotonic() - started
-            if attempt >= self.retry.max_attempts or elapsed >= self.retry.max_elapsed:
-                raise ApiError(
-                    endpoint,
-                    outcome.code,
-                    f"still failing after {attempt} attempts in {elapsed:.0f}s: {message}",
-                )
-            delay = self.retry.delay(attempt, outcome.retry_after)
-            if outcome.retry_after is not None and outcome.retry_after > delay:
-                logger.warning(
-                    "%s asked to wait %gs before the next call; waiting %.1fs "
-                    "(max_retry_after_seconds)",
-                    endpoint,
-                    outcome.retry_after,
-                    delay,
-                )
-            if outcome.throttled:
-                self.limiter.pause(delay)
-            self.retries += 1
-            logger.warning(
-                "%s answered %s %s; retry %d/%d in %.1fs",
-                endpoint,
-                outcome.code,
-                message,
-                attempt,
-                self.retry.max_attempts - 1,
-                delay,
-            )
-            time.sleep(delay)
+            answer = self.transport.request(method, url, **kwargs)
+            if self.on_response:
+                self.on_response(answer)
+            return answer
+
+        answer = call_with_retries(
+            attempt,
+            self.classify,
+            self.retry,
+            endpoint or path,
+            server=self.base_url,
+            secrets=self.secrets,
+            pause=self.limiter.pause,
+            counts=self.counts,
+        )
+        return decode(answer.content) if answer.content else None

@@ -217,6 +217,7 @@ class DryRun:
     its plan client itself (`self.changes` collects what the writes would change)."""
 
     config: Any
+    declared: dict[str, Any]
     logger: logging.Logger
     name: str
     report: RunReport
@@ -224,7 +225,7 @@ class DryRun:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.dry_run = bool(self.config.get("dry_run", False))
+        self.dry_run = bool(self.declared.get("dry_run"))
         if not self.dry_run:
             return
         self.changes = Changes()

@@ -74,7 +74,7 @@ class DeadLetterReplay:
     logger: logging.Logger
     dead_letters: Any
     report: Any
-    _sinks_active: dict[str, Any]
+    sinks: dict[str, Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -82,7 +82,7 @@ class DeadLetterReplay:
         self.dead_letters.describe = self._stream_schema
 
     def _stream_schema(self, stream: str) -> tuple[dict[str, Any], list[str]] | None:
-        sink = self._sinks_active.get(stream)
+        sink = self.sinks.get(stream)
         if sink is None:
             return None
         return sink.schema, list(sink.key_properties or [])

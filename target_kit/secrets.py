@@ -96,6 +96,8 @@ class SecretMasking:
         """Setting values that must never be printed (the `secret=True` ones)."""
         return secret_values(self._config, self.config_jsonschema)
 
+    # Private SDK API (tests/test_sdk_contract.py): where the SDK validates `_config`, the
+    # settings as given; no public hook runs before the validator quotes a value.
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         secrets = self.secrets()
         install_redaction(secrets)

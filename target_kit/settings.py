@@ -85,6 +85,8 @@ class SettingsFromText:
     _config: dict[str, Any]
     config_jsonschema: dict[str, Any]
 
+    # Private SDK API (tests/test_sdk_contract.py): the settings (`_config`) must be converted
+    # before the SDK validates them, and no public hook runs before that.
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         schema = dict(self.config_jsonschema)
         self.append_builtin_config(schema)  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.exceptions import InvalidRecord
-from singer_sdk.helpers._typing import get_datelike_property_type
+from singer_sdk.helpers._typing import get_datelike_property_type  # private: see test_sdk_contract
 from singer_sdk.sinks import BatchSink
 
 from target_kit.validation import check_references, compiled_validator, violations
@@ -44,6 +44,7 @@ def is_deleted(record: dict[str, Any]) -> bool:
 
 class PipelinedSink(BatchSink):
     target: PipelinedTarget
+    record_validator: BaseJSONSchemaValidator | None = None  # the one `get_validator` made
 
     def __init__(self, target: PipelinedTarget, *args: Any, **kwargs: Any) -> None:
         self.target = target  # the SDK's Sink does not keep it
@@ -66,17 +67,20 @@ class PipelinedSink(BatchSink):
 
     @functools.cached_property
     def process_deletes(self) -> bool:
-        return bool(self.config.get("process_deletes", True))
+        # A target that does not declare the setting processes deletions.
+        return bool(self.target.declared.get("process_deletes", True))
 
     # The deletion mark survives the SDK -------------------------------------------------------
     # Without `add_record_metadata` the SDK drops every `_sdc_*` property from schema and
     # records; the deletion mark says what to do with the record, so it is kept.
+    # Private SDK API (tests/test_sdk_contract.py): the SDK's only place that drops them.
     def _remove_sdc_metadata_from_schema(self) -> None:
         kept = self.schema["properties"].get(DELETED_AT)
         super()._remove_sdc_metadata_from_schema()
         if kept is not None:
             self.schema["properties"][DELETED_AT] = kept
 
+    # Private SDK API (tests/test_sdk_contract.py): as above, for each record.
     def _remove_sdc_metadata_from_record(self, record: dict) -> None:
         deleted_at = record.get(DELETED_AT)
         super()._remove_sdc_metadata_from_record(record)
@@ -87,8 +91,10 @@ class PipelinedSink(BatchSink):
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         check_references(self.schema, self.stream_name)  # before any validator follows one
         if self.validate_schema and not self.validate_field_string_format:
-            return compiled_validator(self.schema)
-        return super().get_validator()
+            self.record_validator = compiled_validator(self.schema)
+        else:
+            self.record_validator = super().get_validator()
+        return self.record_validator
 
     def written_properties(self) -> frozenset[str] | None:
         """The record properties this sink writes (or reads to decide what to write); None: all.
@@ -105,10 +111,12 @@ class PipelinedSink(BatchSink):
             return None
         return written | set(self.key_properties or ()) | {DELETED_AT}
 
+    # Private SDK API (tests/test_sdk_contract.py): the SDK's per-record check raises on an
+    # invalid record; no public hook lets us dead-letter it instead.
     def _validate_and_parse(self, record: dict) -> dict:
-        if self._validator is not None:
+        if self.record_validator is not None:
             try:
-                self._validator.validate(record)
+                self.record_validator.validate(record)
             except InvalidRecord as exc:
                 problem = self._written_problem(record, exc)
                 if problem is not None:
@@ -124,7 +132,7 @@ class PipelinedSink(BatchSink):
         checked = self._checked_properties
         if checked is None:
             return _schema_problem(exc)
-        found = violations(self._validator, record) or [("", _schema_problem(exc))]
+        found = violations(self.record_validator, record) or [("", _schema_problem(exc))]
         for prop, message in found:
             if prop == "" or prop in checked:
                 return message
@@ -162,6 +170,8 @@ class PipelinedSink(BatchSink):
         properties = self.schema.get("properties") or {}
         return tuple(k for k, p in properties.items() if get_datelike_property_type(p))
 
+    # Private SDK API (tests/test_sdk_contract.py): the SDK's per-record date parsing, which
+    # has no public hook; it is also what a bad date is dead-lettered from.
     def _parse_timestamps_in_record(
         self, record: dict, schema: dict, treatment: DatetimeErrorTreatmentEnum
     ) -> None:
@@ -199,6 +209,8 @@ class PipelinedSink(BatchSink):
             parsed[name] = one[name]
         return parsed
 
+    # Private SDK API (tests/test_sdk_contract.py): the SDK's key check, which raises; a record
+    # without its key is dead-lettered instead (no public hook sees it first).
     def _singer_validate_message(self, record: dict) -> None:
         if record.get("__rejected__"):
             return

@@ -40,7 +40,7 @@ from typing import Any
 from singer_sdk import Target
 from singer_sdk import typing as th
 from singer_sdk.exceptions import InvalidInputLine
-from singer_sdk.helpers._batch import BatchConfig
+from singer_sdk.helpers._batch import BatchConfig  # private: see tests/test_sdk_contract.py
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.io_base import SingerReader
 from singer_sdk.sinks import Sink
@@ -54,6 +54,7 @@ from target_kit.pipeline import Checkpointer, Dispatcher
 from target_kit.report import RunReport
 from target_kit.secrets import SecretMasking
 from target_kit.serialize import parse_json
+from target_kit.typed_settings import CommonSettings, declared_values
 
 COMMON_SETTINGS = th.PropertiesList(
     th.Property(
@@ -150,36 +151,43 @@ class PipelinedTarget(SecretMasking, Target):
 
     #: records per minute the API's limits allow at most, for progress lines (set in setup)
     ceiling_per_minute: float = 0.0
+    #: the settings object's class; a target extends `CommonSettings` with its own fields
+    settings_class: type[CommonSettings] = CommonSettings
     #: the termination signal received (set by the handler, read by the main loop)
     _stop_signal: int | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_parallelism = 1
+        self.sinks: dict[str, Sink] = {}  # the current sink of each stream (`get_sink`)
         self.logger.addFilter(self._drain_notice_at_debug)
         self._stdout_lock = threading.Lock()
         self._finished = False
-        self.checkpoint_seconds = float(self.config.get("checkpoint_seconds", 30))
+        # Every setting as declared (its default when unset), and the typed settings object.
+        self.declared = declared_values(self.config, self.config_jsonschema)
+        self.settings = self.settings_class.from_config(self.config, self.config_jsonschema)
+        settings = self.settings
+        self.checkpoint_seconds = settings.checkpoint_seconds
         # How often the checkpoint clock ticks while the input is silent.
         self._tick = max(0.05, min(0.5, self.checkpoint_seconds / 4))
         self._overdue_checked = 0.0
-        self.max_retry_after = float(self.config.get("max_retry_after_seconds", 120))
+        self.max_retry_after = settings.max_retry_after_seconds
         dead_letter = Path(
-            self.config.get("dead_letter_path") or DEFAULT_DIR / self.name / "dead-letters.jsonl"
+            settings.dead_letter_path or DEFAULT_DIR / self.name / "dead-letters.jsonl"
         )
-        report_path = self.config.get("run_report_path")
+        report_path = settings.run_report_path
         self._expire([dead_letter, *([Path(report_path)] if report_path else [])])
         self.dead_letters = DeadLetterFile(dead_letter)
         # A STATE moves past dead-lettered records: they are on disk for good before it.
         self.checkpointer = Checkpointer(self._emit_state, before_write=self.dead_letters.sync)
-        self.dispatcher = Dispatcher(self.checkpointer, int(self.config.get("max_in_flight", 4)))
+        self.dispatcher = Dispatcher(self.checkpointer, settings.max_in_flight)
         self.report = RunReport(
             self.logger, Path(report_path) if report_path else None, self.ceiling_per_minute
         )
 
     def _expire(self, paths: list[Path]) -> None:
         """Lines older than `keep_days` leave the report and dead-letter files."""
-        keep_days = self.config.get("keep_days")
+        keep_days = self.settings.keep_days
         if not keep_days:
             return
         for path in paths:
@@ -200,17 +208,20 @@ class PipelinedTarget(SecretMasking, Target):
             return self.logger.isEnabledFor(logging.DEBUG)
         return True
 
-    def checked_base_url(self, default: str) -> str:
-        """The `base_url` setting (or `default`), refused if plain http to a remote host."""
+    def checked_base_url(self, default: str | None = None) -> str:
+        """The `base_url` setting (or its declared default), refused if plain http to a remote
+        host. (`default`: for a target whose schema declares none.)"""
         return check_base_url(
-            self.config.get("base_url") or default,
+            self.declared.get("base_url") or default,
             "base_url",
-            bool(self.config.get("allow_insecure_http")),
+            self.settings.allow_insecure_http,
         )
 
     # STATE ------------------------------------------------------------------------------------
+    # Private SDK API, like the other `_process_*_message` handlers and `_write_state_message`
+    # (tests/test_sdk_contract.py): the SDK offers no public hook per message type.
     def _process_state_message(self, message_dict: dict) -> None:
-        self._assert_line_requires(message_dict, requires={"value"})
+        self.message_reader.assert_line_requires(message_dict, requires={"value"})
         self.checkpointer.add_state(message_dict["value"])
         self._flush_for_checkpoint()
 
@@ -220,7 +231,8 @@ class PipelinedTarget(SecretMasking, Target):
 
     def _process_batch_message(self, message_dict: dict) -> None:
         """Each record of the BATCH's files as if it came in a RECORD message (`batches.py`)."""
-        self._assert_line_requires(message_dict, requires={"stream", "encoding", "manifest"})
+        required = {"stream", "encoding", "manifest"}
+        self.message_reader.assert_line_requires(message_dict, requires=required)
         stream = message_dict["stream"]
         raw = self.config.get("batch_config")
         storage = BatchConfig(**raw).storage if raw else None
@@ -251,7 +263,7 @@ class PipelinedTarget(SecretMasking, Target):
             return
         # Records a sink holds back count as submitted (their batch's ticket covers them): a
         # STATE waiting for them sends nothing here; `checkpoint_overdue` decides about them.
-        for sink in list(self._sinks_active.values()):
+        for sink in list(self.sinks.values()):
             if self.checkpointer.unsubmitted(sink.checkpoint_name):
                 self.drain_one(sink)
         now = time.monotonic()
@@ -272,18 +284,21 @@ class PipelinedTarget(SecretMasking, Target):
         schema: dict | None = None,
         key_properties: Sequence[str] | None = None,
     ) -> Sink:
-        retired = len(self._sinks_to_clear)
+        previous = self.sinks.get(stream_name)
         sink = super().get_sink(
             stream_name, record=record, schema=schema, key_properties=key_properties
         )
+        self.sinks[stream_name] = sink
         # A schema or key change retired the stream's sink: its records are sent before the
         # new sink's first batch (which then waits for them, key by key), not at the SDK's
         # next full drain.
-        for old in self._sinks_to_clear[retired:]:
-            self.drain_one(old)
+        if previous is not None and previous is not sink:
+            self.drain_one(previous)
         return sink
 
     # Signals ----------------------------------------------------------------------------------
+    # Private SDK API (tests/test_sdk_contract.py): the handler the SDK installs for SIGTERM and
+    # SIGINT; no public hook replaces it.
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM or SIGINT. The SDK's handler drains every sink right here, on the main
         thread, on top of whatever it was doing: inside a lock (the checkpointer's, the
@@ -383,8 +398,9 @@ class PipelinedTarget(SecretMasking, Target):
                 reasons,
                 self.dead_letters.path,
             )
-        if raise_failures and failed > int(self.config.get("max_failed_records", 0)):
+        tolerated = self.settings.max_failed_records
+        if raise_failures and failed > tolerated:
             raise TooManyFailedRecords(
                 f"{failed} record(s) were dead-lettered to {self.dead_letters.path}, more than "
-                f"max_failed_records={self.config.get('max_failed_records', 0)}"
+                f"max_failed_records={tolerated}"
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from target_kit.deadletter import dead_letter_setting
 from target_kit.http import ConfigError
 from target_kit.plan import DRY_RUN_SETTING
 from target_kit.target import COMMON_SETTINGS
+from target_kit.typed_settings import CommonSettings
 from target_twenty.client import MAX_BATCH
 from target_twenty.mapping import KEEP
 
@@ -251,7 +252,7 @@ SETTINGS = th.PropertiesList(
 
 
 @dataclass(frozen=True)
-class TwentySettings:
+class TwentySettings(CommonSettings):
     """target-twenty's own settings, typed (see `SETTINGS` for what each means)."""
 
     api_key: str
@@ -268,13 +269,14 @@ class TwentySettings:
     on_missing_parent: str
     create_missing_fields: bool
     max_held_records: int
-    max_in_flight: int
     default_timezone: dt.tzinfo | None
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> TwentySettings:
+    def from_config(cls, config: Mapping[str, Any], schema: Mapping[str, Any]) -> TwentySettings:
         """From the config as the SDK validated it (declared defaults filled in)."""
+        common = CommonSettings.from_config(config, schema)
         return cls(
+            **{f.name: getattr(common, f.name) for f in fields(CommonSettings)},
             api_key=str(config["api_key"]),
             base_url=str(config["base_url"]),
             batch_size=_batch_size(config),
@@ -289,7 +291,6 @@ class TwentySettings:
             on_missing_parent=str(config["on_missing_parent"]),
             create_missing_fields=bool(config["create_missing_fields"]),
             max_held_records=int(config["max_held_records"]),
-            max_in_flight=int(config["max_in_flight"]),
             default_timezone=default_timezone(config.get("default_timezone")),  # no default
         )
 

@@ -44,11 +44,13 @@ class TargetTwenty(
     name = "target-twenty"
     package_name = "okki-crm-sync"  # the distribution that ships it (its version in --about)
     config_jsonschema = SETTINGS.to_dict()
+    settings_class = TwentySettings
+    settings: TwentySettings
     default_sink_class = TwentySink
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.settings = settings = TwentySettings.from_config(self.config)
+        settings = self.settings
         base_url = self.checked_base_url(settings.base_url)
         per_window = settings.max_requests_per_window
         client_args = (base_url, settings.api_key, per_window, settings.rate_limit_window_seconds)

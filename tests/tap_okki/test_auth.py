@@ -12,10 +12,10 @@ import pytest
 
 from tap_okki import auth
 from tap_okki.auth import Credentials, OkkiAuthenticator
-from tap_okki.client import Call
+from tap_okki.client import Call, classify
 from tap_okki.errors import OkkiAuthError
 from tap_okki.pacing import Pacer
-from tap_okki.retry import RetryPolicy
+from target_kit.retry import RetryLater, RetryPolicy, call_with_retries
 from target_kit.transport import Answer
 
 
@@ -50,7 +50,6 @@ def authenticator(endpoint: FakeTokenEndpoint) -> OkkiAuthenticator:
         Credentials("id", "the-secret", "company"),
         endpoint,  # type: ignore[arg-type]
         Pacer(1000),
-        RetryPolicy(max_attempts=2, base_delay=0.0),
     )
 
 
@@ -109,3 +108,44 @@ def test_refused_credentials_are_fatal_and_name_the_settings_without_the_secret(
     assert "the-secret" not in message and "the-secret" not in repr(raised.value)
     assert len(endpoint.calls) == 1  # not retried
     assert "the-secret" not in repr(Credentials("id", "the-secret", "company"))
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "throttled"),
+    [(503, {"error": "busy"}, False), (429, {"error": "slow down"}, True), (200, "cut", False)],
+)
+def test_a_failed_token_answer_is_a_failed_attempt_of_the_call_that_needed_it(
+    status: int, body: Any, throttled: bool
+) -> None:
+    """No retry loop of its own: the data call's loop retries it (`target_kit.retry`)."""
+    endpoint = FakeTokenEndpoint(status=status, body=body)
+    if body == "cut":
+        endpoint.request = lambda *a, **k: Answer(200, "", {}, b'{"access', "u", dt.timedelta(0))  # type: ignore[method-assign]
+    with pytest.raises(RetryLater) as failed:
+        authenticator(endpoint).token()
+    assert failed.value.outcome.kind == "retry"
+    assert failed.value.outcome.throttled is throttled
+    assert len(endpoint.calls) <= 1
+
+
+def test_a_refused_token_in_the_retry_loop_is_renewed_once_within_the_same_attempts() -> None:
+    """401 → the token is dropped, the next attempt fetches a new one: one loop, bounded."""
+    endpoint = FakeTokenEndpoint()
+    tokens = authenticator(endpoint)
+    sent: list[str] = []
+
+    def attempt() -> Answer:
+        call = request_with("")
+        tokens.authenticate_request(call)
+        sent.append(call.headers["Authorization"])
+        status = 401 if len(sent) == 1 else 200
+        return Answer(status, "", {}, b'{"code": 200}', call.url, dt.timedelta(0))
+
+    def renew() -> None:
+        tokens.renew(request_with(sent[-1].removeprefix("Bearer ")))
+
+    policy = RetryPolicy(max_attempts=3, base_delay=0.0)
+    answer = call_with_retries(attempt, classify, policy, "OKKI /v1/company/list", renew=renew)
+    assert answer.status_code == 200
+    assert sent == ["Bearer token-1", "Bearer token-2"]
+    assert len(endpoint.calls) == 2

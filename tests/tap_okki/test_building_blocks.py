@@ -13,12 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import tap_okki
-from tap_okki.errors import OkkiRetriableError
 from tap_okki.pacing import Pacer
 from tap_okki.pipeline import SLOW_CALL, SLOW_CALLS_IN_A_ROW, ordered_map
-from tap_okki.retry import RetryPolicy
 from tap_okki.streams import CompaniesStream
 from tap_okki.tap import TapOkki
+from target_kit.retry import RetryPolicy
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SCHEMA_DIR = Path(tap_okki.__file__).parent / "schemas"
@@ -60,37 +59,36 @@ def test_a_pause_holds_back_every_thread() -> None:
     assert time.monotonic() - started >= 0.29
 
 
-def waits(policy: RetryPolicy, exceptions: list[BaseException | None]) -> list[float]:
-    generator = policy.waits()
-    generator.send(None)  # primed, as `backoff` does
-    return [generator.send(e) for e in exceptions]
+def waits(policy: RetryPolicy, retry_after: list[float | None]) -> list[float]:
+    """The waits before tries 2, 3, … of a call whose answers asked for `retry_after`."""
+    return [policy.delay(attempt, asked) for attempt, asked in enumerate(retry_after, start=1)]
 
 
 def test_backoff_doubles_with_jitter_and_is_bounded() -> None:
     random.seed(3)
     policy = RetryPolicy(max_attempts=8, base_delay=1.0, max_delay=10.0)
-    failures = [OkkiRetriableError("/v1/company/list", "HTTP 502")] * 7
-    for attempt, wait in enumerate(waits(policy, failures), start=1):
+    for attempt, wait in enumerate(waits(policy, [None] * 7), start=1):
         ceiling = min(10.0, 2 ** (attempt - 1))
         assert ceiling / 2 <= wait <= ceiling
 
 
 def test_backoff_honours_retry_after_even_when_fractional() -> None:
     policy = RetryPolicy(base_delay=0.001, max_delay=60.0)
-    throttled = [
-        OkkiRetriableError("/v1/company/info", "HTTP 429", retry_after=seconds, throttled=True)
-        for seconds in (0.01, 2.5, 120.0)
-    ]
-    small, medium, large = waits(policy, throttled)
+    small, medium, large = waits(policy, [0.01, 2.5, 120.0])
     assert 0.01 <= small <= 0.012  # not sooner than the server said, nor much later
     assert 2.5 <= medium <= 3.0
     assert 120.0 <= large <= 144.0  # more than max_delay, because the server asked
 
 
+def test_a_retry_after_is_honoured_up_to_max_retry_after() -> None:
+    policy = RetryPolicy(base_delay=0.001, max_retry_after=5.0)
+    (wait,) = waits(policy, [3600.0])  # "come back in an hour" does not stall the run
+    assert 5.0 <= wait <= 6.0
+
+
 def test_a_server_that_keeps_throttling_gets_ever_longer_waits() -> None:
     policy = RetryPolicy(base_delay=0.05, max_delay=60.0)
-    refusals = [OkkiRetriableError("/v1/company/info", "HTTP 429", retry_after=0.01)] * 6
-    for attempt, wait in enumerate(waits(policy, refusals), start=1):
+    for attempt, wait in enumerate(waits(policy, [0.01] * 6), start=1):
         assert wait >= max(0.01, 0.05 * 2 ** (attempt - 1) / 2)
 
 

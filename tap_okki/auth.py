@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import typing as t
 from dataclasses import dataclass
 
 from singer_sdk.authenticators import APIAuthenticatorBase
@@ -25,10 +24,16 @@ from tap_okki.pacing import Pacer
 from target_kit.retry import Outcome, RetryLater, retry_after_seconds
 from target_kit.transport import Answer, Transport
 
-if t.TYPE_CHECKING:
-    from tap_okki.client import Call
-
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Call:
+    """One GET: its URL and headers (the authenticator adds the token to them)."""
+
+    url: str
+    headers: dict[str, str]
+
 
 TOKEN_PATH = "/v1/oauth2/access_token"
 DEFAULT_LIFETIME = 28_800  # seconds; upstream may omit `expires_in` (docs/api/okki.md §2)

@@ -23,10 +23,11 @@ from functools import cached_property
 from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
+from singer_sdk import Tap
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams import RESTStream
 
-from tap_okki.auth import OkkiAuthenticator
+from tap_okki.auth import Call, OkkiAuthenticator
 from tap_okki.conform import UNCONVERTED, ConformError, compile_schema
 from tap_okki.errors import CompanyNotFound, OkkiApiError, OkkiAuthError, OkkiKeyError
 from tap_okki.pacing import Pacer
@@ -39,8 +40,6 @@ from target_kit.transport import Answer, Transport
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
-
-    from tap_okki.tap import TapOkki
 
 COMPANY_INFO_PATH = "/v1/company/info"
 _POSITION = re.compile(r"\[\d+\]")  # `customers[2].birth` → `customers[].birth`
@@ -87,14 +86,6 @@ class OkkiConnection:
 
 
 @dataclass
-class Call:
-    """One GET: its URL and headers (the authenticator adds the token to them)."""
-
-    url: str
-    headers: dict[str, str]
-
-
-@dataclass
 class CallTimes:
     """Successful calls to an endpoint called once per record, summed up for the run log."""
 
@@ -121,9 +112,9 @@ class OkkiStream(RESTStream):
     # the tap's CPU, and a line per record), their count and mean time go in the run log.
     summed_endpoint: str | None = None
 
-    def __init__(self, tap: TapOkki, *args: t.Any, **kwargs: t.Any) -> None:
+    def __init__(self, tap: Tap, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(tap, *args, **kwargs)
-        self.okki = tap  # ours: the SDK keeps its tap in a private attribute
+        self.okki = tap  # a TapOkki; ours: the SDK keeps its tap in a private attribute
         self._unmapped_fields: set[str] = set()  # reported once each
         self.summed_calls = CallTimes()
         # Values kept under `_okki_unconverted`, per field (array positions as `[]`).
@@ -131,7 +122,7 @@ class OkkiStream(RESTStream):
 
     @property
     def connection(self) -> OkkiConnection:
-        return self.okki.connection
+        return self.okki.connection  # type: ignore[attr-defined]
 
     @property
     def settings(self) -> TapSettings:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from target_jiandaoyun.mapping import StreamMapping
 from target_jiandaoyun.rows import Skipped, row_of
@@ -20,11 +20,29 @@ from target_jiandaoyun.writer import BATCH_ROWS, FormWriter, RowResult
 from target_kit.sink import PipelinedSink
 
 if TYPE_CHECKING:
-    from target_jiandaoyun.target import TargetJiandaoyun
+    from concurrent.futures import ThreadPoolExecutor
+
+    from target_jiandaoyun.client import JiandaoyunApi
+    from target_jiandaoyun.settings import JiandaoyunSettings
+    from target_kit.report import RunReport
+
+
+class SinkHost(Protocol):
+    """What a sink takes from its target (`TargetJiandaoyun`), which it never imports."""
+
+    api: JiandaoyunApi
+    update_pool: ThreadPoolExecutor
+    writers: list[FormWriter]
+    settings: JiandaoyunSettings
+    report: RunReport
+
+    def stream_mapping(
+        self, stream: str, schema: dict[str, Any], key_properties: Any
+    ) -> StreamMapping: ...
 
 
 class JiandaoyunSink(PipelinedSink):
-    target: TargetJiandaoyun
+    target: SinkHost  # type: ignore[assignment]
 
     # One batch_create call per batch; the Dispatcher keeps several in flight. Overridden here
     # (not `max_size`) so that `batch_size_rows` still works.

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Hashable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from target_kit.http import ConfigError
 from target_kit.sink import PipelinedSink, is_deleted
@@ -41,12 +41,24 @@ from target_twenty.values import BadValue
 from target_twenty.writer import ObjectWriter
 
 if TYPE_CHECKING:
+    from target_kit.report import RunReport
+    from target_twenty.destination import Destination
     from target_twenty.mapping import Reference, StreamMapping
-    from target_twenty.target import TargetTwenty
+    from target_twenty.parents import ParentOrder
+    from target_twenty.settings import TwentySettings
+
+
+class SinkHost(Protocol):
+    """What a sink takes from its target (`TargetTwenty`), which it never imports."""
+
+    destination: Destination
+    parent_order: ParentOrder
+    settings: TwentySettings
+    report: RunReport
 
 
 class TwentySink(PipelinedSink):
-    target: TargetTwenty
+    target: SinkHost  # type: ignore[assignment]
     MAX_SIZE_DEFAULT = MAX_BATCH
 
     def setup(self) -> None:

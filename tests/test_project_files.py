@@ -169,3 +169,27 @@ def test_code_cites_only_documents_of_the_repository() -> None:
         for path in (ROOT / folder).rglob("*.py"):
             for name in re.findall(r"docs/api/([a-z]+\.md)", path.read_text(encoding="utf-8")):
                 assert name in cited, f"{path.relative_to(ROOT)} cites docs/api/{name}"
+
+
+def test_no_module_of_the_plugins_imports_one_that_imports_it_back() -> None:
+    """No import cycles, type-only imports included: each room is handed what it needs."""
+    import ast
+    import graphlib
+
+    packages = ("tap_okki", "target_twenty", "target_jiandaoyun", "target_kit", "crm_sandbox")
+    graph: dict[str, set[str]] = {}
+    for package in packages:
+        for path in (ROOT / package).rglob("*.py"):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            imported = set()
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    imported.add(node.module)
+                elif isinstance(node, ast.Import):
+                    imported.update(alias.name for alias in node.names)
+            graph[module] = {m for m in imported if m.split(".")[0] in packages and m != module}
+    graph = {m: {i for i in imports if i in graph} for m, imports in graph.items()}
+    try:
+        tuple(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as cycle:
+        pytest.fail(f"import cycle: {' -> '.join(cycle.args[1])}")

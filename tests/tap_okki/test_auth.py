@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tap_okki import auth
-from tap_okki.auth import Credentials, OkkiAuthenticator
-from tap_okki.client import Call, classify
+from tap_okki.auth import Call, Credentials, OkkiAuthenticator
+from tap_okki.client import classify
 from tap_okki.errors import OkkiAuthError
 from tap_okki.pacing import Pacer
 from target_kit.retry import RetryLater, RetryPolicy, call_with_retries

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from singer_sdk.authenticators import APIAuthenticatorBase
 
 from tap_okki.errors import OkkiApiError, OkkiAuthError
-from tap_okki.pacing import Pacer
+from target_kit.pacing import RateLimiter
 from target_kit.retry import Outcome, RetryLater, retry_after_seconds
 from target_kit.transport import Answer, Transport
 
@@ -59,7 +59,7 @@ class OkkiAuthenticator(APIAuthenticatorBase):
         base_url: str,
         credentials: Credentials,
         transport: Transport,
-        pacer: Pacer,
+        pacer: RateLimiter,
     ) -> None:
         super().__init__()
         self._url = f"{base_url}{TOKEN_PATH}"
@@ -109,7 +109,7 @@ class OkkiAuthenticator(APIAuthenticatorBase):
 
     def _request_token(self) -> dict:
         c = self._credentials
-        self._pacer.wait()
+        self._pacer.acquire()
         response = self._transport.request(
             "POST",
             self._url,

@@ -30,10 +30,10 @@ from singer_sdk.streams import RESTStream
 from tap_okki.auth import Call, OkkiAuthenticator
 from tap_okki.conform import UNCONVERTED, ConformError, compile_schema
 from tap_okki.errors import CompanyNotFound, OkkiApiError, OkkiAuthError, OkkiKeyError
-from tap_okki.pacing import Pacer
 from tap_okki.settings import TapSettings
 from tap_okki.times import format_okki_time, parse_okki_time
 from tap_okki.windows import Page, Window, WindowReader
+from target_kit.pacing import RateLimiter
 from target_kit.retry import Outcome, RetryPolicy, call_with_retries, retry_after_seconds
 from target_kit.serialize import parse_json
 from target_kit.transport import Answer, Transport
@@ -58,7 +58,7 @@ class OkkiConnection:
     settings: TapSettings
     base_url: str
     transport: Transport
-    pacer: Pacer
+    pacer: RateLimiter
     authenticator: OkkiAuthenticator
     retry: RetryPolicy
     _run_end: dt.datetime | None = None
@@ -240,7 +240,7 @@ class OkkiStream(RESTStream):
 
     def _send(self, call: Call, context: Context | None) -> Answer:
         """One attempt: paced, with the current token (fetched first if need be)."""
-        self.connection.pacer.wait()
+        self.connection.pacer.acquire()
         call.headers = dict(self._headers)
         self.authenticator(call)
         response = self.connection.transport.request("GET", call.url, headers=call.headers)

@@ -28,6 +28,7 @@ class TapSettings(Settings):
     lookback_minutes: int
     follow_ups_lookback_days: int
     max_requests_per_second: float
+    rate_budget_dir: str | None
     detail_concurrency: int
     max_rows_per_window: int
     request_timeout: float

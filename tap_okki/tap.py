@@ -15,7 +15,6 @@ from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 
 from tap_okki.auth import Credentials, OkkiAuthenticator
 from tap_okki.client import OkkiConnection
-from tap_okki.pacing import Pacer
 from tap_okki.settings import TapSettings
 from tap_okki.streams import (
     CompaniesStream,
@@ -27,6 +26,7 @@ from tap_okki.streams import (
 from tap_okki.times import parse_setting_time
 from target_kit.cli import PlainSettingErrors
 from target_kit.http import ConfigError, check_base_url
+from target_kit.pacing import RATE_BUDGET_SETTING, RateLimiter, budget_file
 from target_kit.secrets import SecretMasking
 from target_kit.settings import SettingsFromText
 from target_kit.transport import Transport
@@ -143,6 +143,7 @@ class TapOkki(PlainSettingErrors, SettingsFromText, SecretMasking, Tap):
                 "the default stays just under it."
             ),
         ),
+        RATE_BUDGET_SETTING,
         th.Property(
             "detail_concurrency",
             th.IntegerType(minimum=1, maximum=32),
@@ -218,7 +219,9 @@ class TapOkki(PlainSettingErrors, SettingsFromText, SecretMasking, Tap):
         # One pooled connection per concurrent caller, so keep-alive is never starved.
         pool = settings.detail_concurrency + 2
         transport = Transport(base_url, {}, pool_size=pool, timeout=settings.request_timeout)
-        pacer = Pacer(settings.max_requests_per_second)
+        # OKKI counts calls per client: every process of this machine on one client shares it.
+        ledger = budget_file(settings.rate_budget_dir, base_url, settings.client_id, "okki")
+        pacer = RateLimiter([(settings.max_requests_per_second, 1.0)], headroom=1.0, ledger=ledger)
         credentials = Credentials(settings.client_id, settings.client_secret, settings.scope)
         authenticator = OkkiAuthenticator(base_url, credentials, transport, pacer)
         return OkkiConnection(

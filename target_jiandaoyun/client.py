@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from target_kit.http import ApiClient, Outcome, RetryPolicy, retry_after_seconds
-from target_kit.pacing import RateLimiter
+from target_kit.pacing import RateLimiter, budget_file
 from target_kit.transport import Answer
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,6 @@ FATAL = {
     8017: "the company does not exist or was dissolved",
 }
 THROTTLE_WAIT = 1.0  # seconds, when a rate-limit answer has no Retry-After
-BURST = 10  # requests one pacing window holds at most
 
 
 @dataclass(frozen=True)
@@ -76,18 +75,6 @@ class Rates:
     read: float = 30
     directory: float = 10
     company: float = 50
-
-
-def pacing_windows(per_second: float) -> list[tuple[float, float]]:
-    """`per_second` per second, in bursts of at most 10 requests.
-
-    The second window spreads a high rate out (20/s is also paced as 10 per 0.5 s), so that
-    neither a per-second window nor a token bucket on the server is tripped however the
-    seconds align; it also paces the time-scaled sandbox right (100/s there is 10 per 0.1 s).
-    """
-    if per_second <= BURST:
-        return [(per_second, 1.0)]
-    return [(per_second, 1.0), (BURST, BURST / per_second)]
 
 
 def api_code(response: Answer) -> int | None:
@@ -161,8 +148,13 @@ class JiandaoyunApi:
         concurrency: int = 16,
         timeout: float = 120.0,
         max_retry_after: float = 120.0,
+        budget_dir: str | None = None,
     ) -> None:
-        self.company = RateLimiter(pacing_windows(rates.company))
+        # Every process of this machine on the same key shares the company's and each
+        # endpoint's budget (the key stands for the company).
+        self.company = RateLimiter(
+            [(rates.company, 1.0)], ledger=budget_file(budget_dir, base_url, api_key, "company")
+        )
         self.max_retry_after = max_retry_after
         limits = {WIDGETS: rates.read, LIST: rates.read, BATCH_CREATE: rates.batch}
         limits[UPDATE] = limits[DELETE] = rates.single_write
@@ -172,7 +164,11 @@ class JiandaoyunApi:
             endpoint: ApiClient(
                 base_url,
                 headers,
-                RateLimiter(pacing_windows(rate), parent=self.company),
+                RateLimiter(
+                    [(rate, 1.0)],
+                    parent=self.company,
+                    ledger=budget_file(budget_dir, base_url, api_key, endpoint),
+                ),
                 classify,
                 secrets=[api_key],
                 pool_size=concurrency,

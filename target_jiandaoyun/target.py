@@ -64,6 +64,7 @@ class TargetJiandaoyun(
             "concurrency": 3 * in_flight,
             "timeout": settings.request_timeout,
             "max_retry_after": self.max_retry_after,
+            "budget_dir": settings.rate_budget_dir,
         }
         self.api = (
             PlanApi(self.base_url, settings.api_key, rates, changes=self.changes, **api_options)

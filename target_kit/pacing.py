@@ -1,113 +1,166 @@
-"""Proactive pacing shared by every request a target sends.
+"""Pacing that models the server's limiter: calls leave evenly, at the rate the server refills.
 
-One `RateLimiter` per API key, used by all worker threads. It holds one sliding window per limit
-window the API documents (Twenty: 100 per 60 s and 100 per 1 s; Jiandaoyun: 10 per 1 s per batch
-endpoint), a pause that a `Retry-After` sets for everybody, and can lower a window's limit when
-the server announces a smaller one (`X-RateLimit-Limit`).
+Twenty (two buckets per key: 100 a minute, 100 a second), Jiandaoyun (per endpoint, under one
+company-wide budget) and OKKI (per client, per second) all count calls in token buckets that
+refill continuously (docs/api/*.md, "Rate limits"). A client cannot see how full a bucket is:
+another job on the same key may just have spent it. So the model here assumes the least, a
+bucket with one token, refilled at the server's rate (less `headroom`): one call every
+1/rate seconds, never a burst. That reaches the server's long-run rate, which is all a long
+load can use, and meets no 429 whether the budget starts full or spent.
+
+What the server says overrides what we assume: a lower `X-RateLimit-Limit` becomes the rate
+(`announce`), `X-RateLimit-Remaining: 0` means the bucket is empty (`observe`: the next call
+waits a refill), and a throttled answer's `Retry-After` holds every caller back (`pause`).
+
+Sharing a budget: a `Schedule` may live in a ledger file (`budget_file`), one per API host,
+key and limit, locked with `flock`, so every process on the machine that uses the same key
+(two pipelines, overlapping schedules) takes its slots from one timetable: together they stay
+at the rate, each getting what the others leave.
+
+No limiter library fits: pyrate-limiter and limits count calls per window (a window's worth
+may leave at once) and take nothing from the server's headers; the glue around either would
+be larger than this module.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
 import threading
 import time
-from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from singer_sdk import typing as th
+
+RATE_BUDGET_SETTING = th.Property(
+    "rate_budget_dir",
+    th.StringType,
+    default="~/.cache/okki-crm-sync/rate-budgets",
+    description="Folder in which the plugin processes of this machine that use the same API key "
+    "share its rate budget: one small file per key and limit, named by a hash (the key is never "
+    "written), holding the time of the next free call. Two pipelines or overlapping schedules on "
+    "one key then stay together under the API's limit. Empty: this process paces alone.",
+)
 
 
-class Window:
-    """At most `limit` requests in any `period` seconds (a sliding log of send times).
+def budget_file(folder: str | None, *identity: str) -> Path | None:
+    """The ledger of one budget (API host, key, limit) in `folder`; None when not shared.
 
-    Stricter than the server's token bucket of the same size, so it never trips it, yet it
-    sends at the same long-run rate.
+    The file is named by a hash: the key itself is never written anywhere.
     """
+    if not folder:
+        return None
+    digest = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:32]
+    return Path(os.path.expanduser(folder)) / f"{digest}.next"
 
-    def __init__(self, limit: int, period: float, documented: tuple[int, float]) -> None:
-        self.limit = max(1, int(limit))
-        self.period = period
-        self.documented = documented  # the API's own (limit, period), before our headroom
-        self.sent: deque[float] = deque()
 
-    def wait_time(self, now: float) -> float:
-        while self.sent and self.sent[0] <= now - self.period:
-            self.sent.popleft()
-        if len(self.sent) < self.limit:
-            return 0.0
-        return self.sent[0] + self.period - now
+STALE = 3600.0  # seconds: no pause of ours is longer (Retry-After is capped well below)
+
+
+class Schedule:
+    """The time (epoch seconds) from which the next call may leave, for this process or, with
+    a ledger file, for every process that opens the same file."""
+
+    def __init__(self, ledger: Path | None = None) -> None:
+        self._lock = threading.Lock()
+        self._ledger = ledger
+        self._file: int | None = None
+        self.next = 0.0
+
+    @contextmanager
+    def held(self) -> Iterator[Schedule]:
+        """Read, change and write `next` with nobody else (thread or process) in between."""
+        with self._lock:
+            if self._ledger is None:
+                yield self
+                return
+            if self._file is None:
+                self._ledger.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._file = os.open(self._ledger, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+            try:
+                text = os.pread(self._file, 64, 0)
+                try:
+                    self.next = float(text or 0)
+                except ValueError:
+                    self.next = 0.0  # a torn or foreign file: start afresh
+                if self.next > time.time() + STALE:
+                    self.next = 0.0  # written under another clock: not a real wait
+                yield self
+                os.pwrite(self._file, f"{self.next:<32.6f}".encode(), 0)
+            finally:
+                fcntl.flock(self._file, fcntl.LOCK_UN)
 
 
 class RateLimiter:
-    """Thread-safe pacing over several windows, with a shared back-off pause.
+    """Thread-safe pacing to the strictest of `rates` ((calls, per seconds) pairs).
 
-    `headroom` (0–1) is the share of each documented rate we allow ourselves (the window is
-    stretched, the count kept): a little under the server's own limit, so network jitter never
-    pushes a request over the line.
+    `headroom` (0–1) is the share of the documented rate we allow ourselves, so network jitter
+    never pushes two calls closer together than the server refills. With a `parent` (a budget
+    shared with other limiters, like Jiandaoyun's company-wide one), a call takes a slot of
+    both at the same instant; the lock order is always child, then parent.
     """
 
     def __init__(
         self,
-        windows: list[tuple[float, float]],
+        rates: list[tuple[float, float]],
         headroom: float = 0.98,
         parent: RateLimiter | None = None,
+        ledger: Path | None = None,
     ) -> None:
-        self._lock = threading.Lock()
+        self._documented = [(int(limit), float(period)) for limit, period in rates]
         self._headroom = headroom
-        self._windows = [self._window(limit, period) for limit, period in windows]
-        self._paused_until = 0.0
-        # A budget shared with other limiters (Jiandaoyun: 50 calls/s per company on top of each
-        # endpoint's own limit). A request is counted in both at the same instant, so neither is
-        # exceeded; the lock order is always child, then parent.
         self.parent = parent
+        self.schedule = Schedule(ledger)
+        self.interval = self._interval()
         self.waited = 0.0  # seconds callers spent waiting, for reports
 
-    def _window(self, limit: float, period: float) -> Window:
-        return Window(int(limit), period / self._headroom, (int(limit), period))
+    def _interval(self) -> float:
+        return max(period / max(limit, 1) for limit, period in self._documented) / self._headroom
 
     def acquire(self) -> None:
-        """Block until a request may be sent, then count it."""
-        started = time.monotonic()
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                wait = self._wait_time(now)
-                if wait <= 0 and self.parent is not None:
-                    with self.parent._lock:
-                        wait = self.parent._wait_time(now)
-                        if wait <= 0:
-                            self.parent._count(now, started)
-                if wait <= 0:
-                    self._count(now, started)
-                    return
-            time.sleep(min(wait, 1.0))
-
-    def _wait_time(self, now: float) -> float:
-        paused = self._paused_until - now
-        return paused if paused > 0 else max((w.wait_time(now) for w in self._windows), default=0)
-
-    def _count(self, now: float, started: float) -> None:
-        for window in self._windows:
-            window.sent.append(now)
-        self.waited += now - started
+        """Block until a call may be sent; its slot is then taken."""
+        started = time.time()
+        with self.schedule.held() as own:
+            slot = max(started, own.next)
+            if self.parent is None:
+                own.next = slot + self.interval
+            else:
+                with self.parent.schedule.held() as shared:
+                    slot = max(slot, shared.next)
+                    shared.next = slot + self.parent.interval
+                own.next = slot + self.interval
+        wait = slot - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        self.waited += max(0.0, slot - started)
 
     def pause(self, seconds: float) -> None:
-        """Everybody waits `seconds` (a `Retry-After`); then one probe, and the pace resumes."""
-        with self._lock:
-            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        """Nobody sends for `seconds` (a `Retry-After`; the server's bucket is empty)."""
+        with self.schedule.held() as own:
+            own.next = max(own.next, time.time() + seconds)
+
+    def observe(self, remaining: int | None) -> None:
+        """The server says how many calls its bucket holds; none left: wait one refill."""
+        if remaining is not None and remaining <= 0:
+            self.pause(self.interval)
 
     def announce(self, limit: int, period: float) -> bool:
         """The server says its limit for `period` is `limit`; adopt it if it is stricter.
 
         Returns True when the pacing changed.
         """
-        with self._lock:
-            for i, window in enumerate(self._windows):
-                documented_limit, documented_period = window.documented
-                if documented_period == period and limit < documented_limit:
-                    fresh = self._window(limit, period)
-                    fresh.sent = window.sent
-                    self._windows[i] = fresh
+        with self.schedule.held():
+            for i, (documented, documented_period) in enumerate(self._documented):
+                if documented_period == period and limit < documented:
+                    self._documented[i] = (int(limit), period)
+                    self.interval = self._interval()
                     return True
             return False
 
     def limits(self) -> list[tuple[int, float]]:
         """The (limit, period) pairs in force, as documented or announced."""
-        with self._lock:
-            return [w.documented for w in self._windows]
+        return list(self._documented)

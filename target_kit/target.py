@@ -50,6 +50,7 @@ from target_kit.deadletter import DeadLetterFile
 from target_kit.files import DEFAULT_DIR, expire_lines
 from target_kit.http import check_base_url
 from target_kit.intake import Intake
+from target_kit.pacing import RATE_BUDGET_SETTING
 from target_kit.pipeline import Checkpointer, Dispatcher
 from target_kit.report import RunReport
 from target_kit.secrets import SecretMasking
@@ -114,6 +115,7 @@ COMMON_SETTINGS = th.PropertiesList(
         description="Allow a plain http:// base URL to a host other than localhost. Off by "
         "default: the API key would travel in clear text.",
     ),
+    RATE_BUDGET_SETTING,
 )
 
 

@@ -60,3 +60,4 @@ class CommonSettings(Settings):
     checkpoint_seconds: float
     max_retry_after_seconds: float
     allow_insecure_http: bool
+    rate_budget_dir: str | None

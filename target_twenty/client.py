@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from target_kit.http import ApiClient, ApiError, Outcome, RetryPolicy, retry_after_seconds
-from target_kit.pacing import RateLimiter
+from target_kit.pacing import RateLimiter, budget_file
 from target_kit.transport import Answer
 
 logger = logging.getLogger("target_twenty")
@@ -122,10 +122,15 @@ class TwentyClient:
         pool_size: int,
         on_limit: Callable[[int], None] | None = None,
         max_retry_after: float = 120.0,
+        budget_dir: str | None = None,
     ) -> None:
         self.window_seconds = window_seconds
         self.requests_per_window = requests_per_window
-        self.limiter = RateLimiter([(requests_per_window, window_seconds), (100, 1.0)])
+        # Twenty's buckets are per API key: every process of this machine on the key shares one.
+        ledger = budget_file(budget_dir, base_url, api_key, "twenty")
+        self.limiter = RateLimiter(
+            [(requests_per_window, window_seconds), (100, 1.0)], ledger=ledger
+        )
         self._on_limit = on_limit
         self._announced: int | None = None
         self.api = ApiClient(
@@ -163,9 +168,9 @@ class TwentyClient:
             if self._on_limit:
                 self._on_limit(limit)
         remaining = response.headers.get("X-RateLimit-Remaining")
-        if remaining == "0" and response.status_code < 300:
-            # Someone else spends this key's budget too: wait for the next token.
-            self.limiter.pause(self.window_seconds / max(limit, 1))
+        if remaining is not None and remaining.isdigit() and response.status_code < 300:
+            # Someone else spends this key's budget too when it runs dry under our pace.
+            self.limiter.observe(int(remaining))
 
     # Endpoints ------------------------------------------------------------------------------
     def objects(self) -> list[dict[str, Any]]:

@@ -58,6 +58,7 @@ class TargetTwenty(
             "pool_size": settings.max_in_flight + 2,
             "on_limit": self._set_ceiling,
             "max_retry_after": self.max_retry_after,
+            "budget_dir": settings.rate_budget_dir,
         }
         self.client = (
             PlanClient(*client_args, changes=self.changes, **client_options)

@@ -3,6 +3,9 @@
 A bucket of `rate` holds `rate` calls and refills `rate` per second (divided by the time
 scale), so a client that never sends more than `rate` calls in any one-second window is never
 refused. Rates are read from the knobs on every call; a changed rate starts a full bucket.
+
+Knob `company_used_by_others` (calls per second, 0): another client of the same company spends
+that much of the company budget all along, so its bucket refills only at the rest.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from crm_sandbox.runtime import Knobs, TokenBucket
 
 COMPANY_RATE = "company_rate"
+USED_BY_OTHERS = "company_used_by_others"
 # Endpoint group → the knob holding its per-endpoint rate (calls per second).
 GROUP_RATES = {
     "batch": "batch_rate",
@@ -23,6 +27,7 @@ DEFAULT_RATES = {
     "read_rate": 30,
     "directory_rate": 10,  # the two directory lists (§10)
     "company_rate": 50,
+    "company_used_by_others": 0,
 }
 
 RATE_LIMIT_COMPANY = 8303
@@ -39,7 +44,11 @@ class RateLimits:
 
         Every call counts against the company budget, even one its endpoint then refuses.
         """
-        if not self._take("company", self.knobs.extra.get(COMPANY_RATE)):
+        company = self.knobs.extra.get(COMPANY_RATE)
+        others = float(self.knobs.extra.get(USED_BY_OTHERS) or 0)
+        if company and others:
+            company = max(float(company) - others, 0.001)
+        if not self._take("company", company):
             return RATE_LIMIT_COMPANY
         if not self._take(endpoint, self.knobs.extra.get(GROUP_RATES[group])):
             return RATE_LIMIT_ENDPOINT

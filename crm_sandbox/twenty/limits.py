@@ -9,7 +9,9 @@ One token per call, whatever its record count; a refused call costs nothing. Kno
 - `rate_limit_style`: "headers" (default) answers 429 with `Retry-After`, `X-RateLimit-Limit`,
   `-Remaining`, `-Reset` (epoch seconds at which the bucket is full again) and the RATE_LIMITED
   body; "legacy" answers the older 429: no headers, `Limit reached (100 tokens per 60000 ms)`;
-- `announce_limits` (false): also send the `X-RateLimit-*` headers on every call that passes.
+- `announce_limits` (false): also send the `X-RateLimit-*` headers on every call that passes
+  (with `limit_per_minute` 50: a plan's lower limit that a client learns only from headers);
+- `start_spent` (false): a key's buckets start empty, as after another job spent them.
 
 Windows, `Retry-After`, `retryAfterSeconds` and `X-RateLimit-Reset` are divided by
 `Knobs.time_scale`. Unscaled they are whole seconds, like the real server; scaled they are
@@ -32,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "limit_per_second": 100,
     "rate_limit_style": "headers",
     "announce_limits": False,
+    "start_spent": False,
 }
 
 
@@ -79,6 +82,9 @@ class RateLimiter:
         # A changed limit starts afresh, with a full bucket of the new size.
         if buckets is None or [(b.capacity, b.period) for b in buckets] != sizes:
             buckets = [TokenBucket(size, period, self.knobs) for size, period in sizes]
+            if extra.get("start_spent"):
+                for bucket in buckets:
+                    bucket.tokens = 0.0
             self.buckets[api_key] = buckets
         return buckets
 

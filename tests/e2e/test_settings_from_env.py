@@ -44,6 +44,7 @@ def dotenv_values(sandbox: RunningSandbox, out: Path) -> dict[str, dict[str, str
             "page_size": "50",
             "lookback_minutes": "5",
             "max_requests_per_second": "60.5",
+            "rate_budget_dir": str(out / "budgets"),
             "detail_concurrency": "3",
             "max_rows_per_window": "500",
             "follow_ups_lookback_days": "3",
@@ -77,6 +78,7 @@ def dotenv_values(sandbox: RunningSandbox, out: Path) -> dict[str, dict[str, str
             "max_failed_records": "0",
             "checkpoint_seconds": "15.5",
             "max_retry_after_seconds": "90.5",
+            "rate_budget_dir": str(out / "budgets"),
             "allow_insecure_http": "false",
             "validate_records": "true",
         },
@@ -106,6 +108,7 @@ def dotenv_values(sandbox: RunningSandbox, out: Path) -> dict[str, dict[str, str
             "max_in_flight": "4",
             "checkpoint_seconds": "15.5",
             "max_retry_after_seconds": "90.5",
+            "rate_budget_dir": str(out / "budgets"),
             "allow_insecure_http": "false",
             "validate_records": "true",
         },
@@ -193,6 +196,9 @@ def test_every_non_object_setting_given_in_dotenv_reaches_the_plugins_and_meltan
     assert batches and max(batches) <= 25  # (junction rows of notes' links are no records)
     creates = [r for r in sandbox.jiandaoyun.requests() if r["path"].endswith("batch_create")]
     assert creates and max(r["batch_size"] for r in creates) <= 30
+    # Each plugin shared its keys' budgets through ledger files there, named by hashes only.
+    ledgers = list((out / "budgets").iterdir())
+    assert len(ledgers) >= 3 and all(p.suffix == ".next" for p in ledgers)
 
 
 def test_meltano_config_test_checks_every_plugin_against_its_api_and_writes_nothing(

@@ -727,6 +727,13 @@ def test_8_all_calls_together_over_50_per_second_answer_8303(jdy: Jdy) -> None:
     assert jdy.control.stats()["rate_limited"]["8303"] == 1
 
 
+def test_8_knob_company_used_by_others_leaves_only_the_rest_of_the_budget(jdy: Jdy) -> None:
+    jdy.control.knobs(time_scale=SLOW, extra={"company_used_by_others": 25})
+    paths = ["app/entry/widget/list"] * 25
+    assert [jdy.call(p).status_code for p in paths] == [200] * 25
+    assert jdy.code("app/entry/data/list") == 8303  # 25 a second are somebody else's
+
+
 def test_8_more_calls_in_flight_than_max_concurrent_answer_429(jdy: Jdy) -> None:
     jdy.control.knobs(latency=0.4, extra={"max_concurrent": 2})
     url = f"{jdy.control.base_url}/api/v5/app/list"

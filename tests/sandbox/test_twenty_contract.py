@@ -793,6 +793,24 @@ def test_8_1_the_per_second_bucket_also_limits(control: SandboxClient) -> None:
     assert "5 requests per 1s" in message(throttled)
 
 
+def test_8_knob_start_spent_starts_a_keys_buckets_empty(control: SandboxClient) -> None:
+    """As after another job on the same key: the first call waits for a refilled token."""
+    control.knobs(time_scale=0.01, extra={"api_keys": [DEMO_KEY, "key-s"], "start_spent": True})
+    assert Twenty(control.base_url, "key-s").find("companies", limit=1).status_code == 429
+
+
+def test_8_knob_a_lower_plan_limit_is_announced_only_in_headers(control: SandboxClient) -> None:
+    control.knobs(
+        time_scale=0.01,
+        extra={"api_keys": [DEMO_KEY, "key-p"], "limit_per_minute": 50, "announce_limits": True},
+    )
+    client = Twenty(control.base_url, "key-p")
+    answers = [client.find("companies", limit=1) for _ in range(51)]
+    assert [a.status_code for a in answers] == [200] * 50 + [429]
+    assert answers[0].headers["X-RateLimit-Limit"] == "50"  # on a success too
+    assert answers[0].headers["X-RateLimit-Remaining"] == "49"
+
+
 def test_8_2_throttled_calls_get_retry_after_rate_limit_headers_and_body(
     control: SandboxClient,
 ) -> None:
@@ -883,6 +901,7 @@ def test_knobs_show_the_twenty_defaults(control: SandboxClient) -> None:
         "limit_per_second": 100,
         "rate_limit_style": "headers",
         "announce_limits": False,
+        "start_spent": False,
         "metadata_writes": True,
         "junction_style": "plain",
         "api_keys": [DEMO_KEY],

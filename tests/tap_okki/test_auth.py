@@ -14,7 +14,7 @@ from tap_okki import auth
 from tap_okki.auth import Call, Credentials, OkkiAuthenticator
 from tap_okki.client import classify
 from tap_okki.errors import OkkiAuthError
-from tap_okki.pacing import Pacer
+from target_kit.pacing import RateLimiter
 from target_kit.retry import RetryLater, RetryPolicy, call_with_retries
 from target_kit.transport import Answer
 
@@ -49,7 +49,7 @@ def authenticator(endpoint: FakeTokenEndpoint) -> OkkiAuthenticator:
         "https://okki.example",
         Credentials("id", "the-secret", "company"),
         endpoint,  # type: ignore[arg-type]
-        Pacer(1000),
+        RateLimiter([(1000, 1.0)], headroom=1.0),
     )
 
 

@@ -13,23 +13,23 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import tap_okki
-from tap_okki.pacing import Pacer
 from tap_okki.pipeline import SLOW_CALL, SLOW_CALLS_IN_A_ROW, ordered_map
 from tap_okki.streams import CompaniesStream
 from tap_okki.tap import TapOkki
+from target_kit.pacing import RateLimiter
 from target_kit.retry import RetryPolicy
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SCHEMA_DIR = Path(tap_okki.__file__).parent / "schemas"
 
 
-def send_times(pacer: Pacer, threads: int, each: int) -> list[float]:
+def send_times(pacer: RateLimiter, threads: int, each: int) -> list[float]:
     times: list[float] = []
     lock = threading.Lock()
 
     def worker() -> None:
         for _ in range(each):
-            pacer.wait()
+            pacer.acquire()
             with lock:
                 times.append(time.monotonic())
 
@@ -42,7 +42,7 @@ def send_times(pacer: Pacer, threads: int, each: int) -> list[float]:
 
 
 def test_requests_from_all_threads_are_evenly_paced_under_the_rate() -> None:
-    times = send_times(Pacer(100), threads=4, each=15)
+    times = send_times(RateLimiter([(100, 1.0)], headroom=1.0), threads=4, each=15)
     # 60 sends at 100/s take 0.59 s at least: never faster than the rate, whatever the threads.
     assert times[-1] - times[0] >= 0.585
     # No bursts: any 500 ms hold about 50 sends (a few more if a thread woke up late) …
@@ -52,7 +52,7 @@ def test_requests_from_all_threads_are_evenly_paced_under_the_rate() -> None:
 
 
 def test_a_pause_holds_back_every_thread() -> None:
-    pacer = Pacer(1000)
+    pacer = RateLimiter([(1000, 1.0)], headroom=1.0)
     pacer.pause(0.3)
     started = time.monotonic()
     send_times(pacer, threads=3, each=1)

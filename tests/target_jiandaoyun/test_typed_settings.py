@@ -9,7 +9,7 @@ from target_jiandaoyun.target import TargetJiandaoyun
 
 def test_typed_settings_take_every_default_from_the_declared_settings() -> None:
     forms = {"s": {"app_id": "a", "entry_id": "e"}}
-    target = TargetJiandaoyun(config={"api_key": "k", "forms": forms})
+    target = TargetJiandaoyun(config={"api_key": "typed-settings-key-7Qz4", "forms": forms})
     declared = TargetJiandaoyun.config_jsonschema["properties"]
     settings = dataclasses.asdict(target.settings)
     compared = {n: v for n, v in settings.items() if "default" in declared.get(n, {})}

@@ -9,7 +9,9 @@ from target_twenty.target import TargetTwenty
 
 
 def test_typed_settings_take_every_default_from_the_declared_settings(tmp_path: Path) -> None:
-    target = TargetTwenty(config={"api_key": "typed-settings-key-7Qz4", "id_map_path": str(tmp_path / "ids.sqlite3")})
+    target = TargetTwenty(
+        config={"api_key": "typed-settings-key-7Qz4", "id_map_path": str(tmp_path / "ids.sqlite3")}
+    )
     declared = TargetTwenty.config_jsonschema["properties"]
     settings = dataclasses.asdict(target.settings)
     defaulted = {n for n, p in declared.items() if "default" in p} - {"id_map_path"}

@@ -73,7 +73,7 @@ def kind(spec: dict[str, Any]) -> str:
     A fractional number is `string`, not `decimal`: Meltano 4.4.1 reads a `decimal` from
     `.env` or the environment as a `Decimal` it cannot serialize (`TypeError: Object of type
     Decimal is not JSON serializable`); the plugins read numbers given as text
-    (`target_kit/settings.py`).
+    (`connector_kit/settings.py`).
     """
     if spec.get("enum"):
         return "options"

@@ -7,7 +7,7 @@ fetches a new one that the other threads simply pick up.
 
 A token request is one step of the data call that needs it: it is paced like any call, and a
 throttled, failed or lost token answer is a failed attempt of that call (`RetryLater`), retried
-by the same loop within the same attempt count (`target_kit.retry`).
+by the same loop within the same attempt count (`connector_kit.retry`).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 from singer_sdk.authenticators import APIAuthenticatorBase
 
+from connector_kit.pacing import RateLimiter
+from connector_kit.retry import Outcome, RetryLater, retry_after_seconds
+from connector_kit.transport import Answer, Transport
 from tap_okki.errors import OkkiApiError, OkkiAuthError
-from target_kit.pacing import RateLimiter
-from target_kit.retry import Outcome, RetryLater, retry_after_seconds
-from target_kit.transport import Answer, Transport
 
 logger = logging.getLogger(__name__)
 

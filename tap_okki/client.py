@@ -27,16 +27,16 @@ from singer_sdk import Tap
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.streams import RESTStream
 
+from connector_kit.pacing import RateLimiter
+from connector_kit.retry import Outcome, RetryPolicy, call_with_retries, retry_after_seconds
+from connector_kit.serialize import parse_json
+from connector_kit.transport import Answer, Transport
 from tap_okki.auth import Call, OkkiAuthenticator
 from tap_okki.conform import UNCONVERTED, ConformError, compile_schema
 from tap_okki.errors import CompanyNotFound, OkkiApiError, OkkiAuthError, OkkiKeyError
 from tap_okki.settings import TapSettings
 from tap_okki.times import format_okki_time, parse_okki_time
 from tap_okki.windows import Page, Window, WindowReader
-from target_kit.pacing import RateLimiter
-from target_kit.retry import Outcome, RetryPolicy, call_with_retries, retry_after_seconds
-from target_kit.serialize import parse_json
-from target_kit.transport import Answer, Transport
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -217,7 +217,7 @@ class OkkiStream(RESTStream):
 
     # Calls --------------------------------------------------------------------------------------
     def get_data(self, path: str, params: dict[str, t.Any], context: Context | None) -> dict:
-        """GET `path`, paced and retried (`target_kit.retry`); the whole envelope of a
+        """GET `path`, paced and retried (`connector_kit.retry`); the whole envelope of a
         successful answer (its `data`, `now`…)."""
         query = urlencode([(key, value) for key, value in params.items() if value is not None])
         call = Call(f"{self.url_base}{path}?{query}" if query else f"{self.url_base}{path}", {})

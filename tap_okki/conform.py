@@ -34,8 +34,8 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from connector_kit.bounds import MAX_DIGITS, digits
 from tap_okki.times import is_unset, okki_date, okki_time_to_iso
-from target_kit.bounds import MAX_DIGITS, digits
 
 UNCONVERTED = "_okki_unconverted"  # {"<field path>": <original value>}, declared in every schema
 Converter = Callable[[Any], Any]

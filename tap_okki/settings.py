@@ -10,9 +10,9 @@ import datetime as dt
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
+from connector_kit.retry import RetryPolicy
+from connector_kit.typed_settings import Settings
 from tap_okki.times import parse_setting_time
-from target_kit.retry import RetryPolicy
-from target_kit.typed_settings import Settings
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,13 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities, TapCapabilities
 
+from connector_kit.cli import PlainSettingErrors
+from connector_kit.http import ConfigError, check_base_url
+from connector_kit.pacing import RATE_BUDGET_SETTING, RateLimiter, budget_file
+from connector_kit.secrets import SecretMasking
+from connector_kit.settings import SettingsFromText
+from connector_kit.transport import Transport
+from connector_kit.typed_settings import declared_values
 from tap_okki.auth import Credentials, OkkiAuthenticator
 from tap_okki.client import OkkiConnection
 from tap_okki.settings import TapSettings
@@ -24,13 +31,6 @@ from tap_okki.streams import (
     OpportunitiesStream,
 )
 from tap_okki.times import parse_setting_time
-from target_kit.cli import PlainSettingErrors
-from target_kit.http import ConfigError, check_base_url
-from target_kit.pacing import RATE_BUDGET_SETTING, RateLimiter, budget_file
-from target_kit.secrets import SecretMasking
-from target_kit.settings import SettingsFromText
-from target_kit.transport import Transport
-from target_kit.typed_settings import declared_values
 
 DEFAULT_BASE_URL = "https://api-sandbox.xiaoman.cn"
 MAX_PAGE_SIZE = 100  # OKKI answers code 400 above it (docs/api/okki.md §5)

@@ -16,9 +16,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from target_kit.http import ApiClient, Outcome, RetryPolicy, retry_after_seconds
-from target_kit.pacing import RateLimiter, budget_file
-from target_kit.transport import Answer
+from connector_kit.http import ApiClient, Outcome, RetryPolicy, retry_after_seconds
+from connector_kit.pacing import RateLimiter, budget_file
+from connector_kit.transport import Answer
 
 logger = logging.getLogger(__name__)
 

@@ -10,14 +10,14 @@ Without a `fields` entry, a stream's properties are matched to widgets by the sa
 (alias or id, then label); properties without a widget are listed once in the log.
 
 A `fields` entry may also compute its value: `"amount_cents": {"widget": "金额", "expression":
-"int(amount * 100) if amount is not None else None"}` (target_kit.expressions; the key is then a
+"int(amount * 100) if amount is not None else None"}` (connector_kit.expressions; the key is then a
 name of your choice). An expression that fails on a record dead-letters that record. A member
 or department field may say how its values name members (`"match_by": "email"`).
 
 Nothing the API would blank is sent (docs/api/jiandaoyun.md §7.2): a member or department not in
 the company directory, an option text the widget does not offer. Such a value is left out of the
 row and reported (`skip_field`), or its record is dead-lettered (`dead_letter`), per setting.
-A property absent from the record leaves its widget as it is (`target_kit.presence`). How
+A property absent from the record leaves its widget as it is (`connector_kit.presence`). How
 records become rows, value by value, is in rows.py.
 
 A subform may name a key column (`key_field`): an update then keeps the rows whose key the
@@ -32,6 +32,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from connector_kit import presence
+from connector_kit.expressions import Expression, ExpressionError
+from connector_kit.http import ConfigError
+from connector_kit.sink import DELETED_AT, SDC_PREFIX
 from target_jiandaoyun.directory import DEPARTMENT_KEYS, MEMBER_KEYS, Directory
 from target_jiandaoyun.metadata import Form, Widget, find_widget
 from target_jiandaoyun.values import (
@@ -43,10 +47,6 @@ from target_jiandaoyun.values import (
     convert,
     is_blank,
 )
-from target_kit import presence
-from target_kit.expressions import Expression, ExpressionError
-from target_kit.http import ConfigError
-from target_kit.sink import DELETED_AT, SDC_PREFIX
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""target-jiandaoyun's plan client (`dry_run: true`, see `target_kit/plan.py`): reads go to
+"""target-jiandaoyun's plan client (`dry_run: true`, see `connector_kit/plan.py`): reads go to
 Jiandaoyun, writes do not.
 
 The writer reads before it writes anyway: in upsert mode `data/list` gives it every stored row
@@ -19,9 +19,9 @@ import threading
 import uuid
 from typing import Any
 
+from connector_kit.plan import Changes
 from target_jiandaoyun.client import BATCH_CREATE, DELETE, LIST, UPDATE, WIDGETS, JiandaoyunApi
 from target_jiandaoyun.values import holds
-from target_kit.plan import Changes
 
 _CACHE_LIMIT = 10_000  # stored rows kept for comparison; memory stays flat
 

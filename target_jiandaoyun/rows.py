@@ -1,6 +1,6 @@
 """Records → rows: what a record writes, checked value by value, and how it meets a stored row.
 
-- Absent is not null (`target_kit.presence`): a field the record does not carry is left out of
+- Absent is not null (`connector_kit.presence`): a field the record does not carry is left out of
   the row; a null or blank one is left out of a new row and empties the widget in an update.
 - Nothing the API would blank is sent (docs/api/jiandaoyun.md §7.2–7.3): a member or department
   not in the company directory, an option text the widget does not offer. Per setting, such a

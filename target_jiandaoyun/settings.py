@@ -3,7 +3,7 @@ default is given), and read once into a frozen `JiandaoyunSettings`.
 
 The SDK validates the config against `SETTINGS` and fills in the declared defaults before the
 target starts, so `JiandaoyunSettings.from_config` reads every setting as it is and repeats no
-default. The settings every target shares are `target_kit.target.COMMON_SETTINGS`.
+default. The settings every target shares are `connector_kit.target.COMMON_SETTINGS`.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from typing import Any
 
 from singer_sdk import typing as th
 
+from connector_kit.datetimes import DEFAULT_TIMEZONE_SETTING, default_timezone
+from connector_kit.deadletter import dead_letter_setting
+from connector_kit.http import ConfigError
+from connector_kit.plan import DRY_RUN_SETTING
+from connector_kit.target import COMMON_SETTINGS
+from connector_kit.typed_settings import CommonSettings
 from target_jiandaoyun.client import BATCH_ROWS
 from target_jiandaoyun.mapping import DEAD_LETTER, DELETE, SKIP_FIELD
-from target_kit.datetimes import DEFAULT_TIMEZONE_SETTING, default_timezone
-from target_kit.deadletter import dead_letter_setting
-from target_kit.http import ConfigError
-from target_kit.plan import DRY_RUN_SETTING
-from target_kit.target import COMMON_SETTINGS
-from target_kit.typed_settings import CommonSettings
 
 SUBFORM = th.ObjectType(
     th.Property(

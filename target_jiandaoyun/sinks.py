@@ -1,6 +1,6 @@
 """`JiandaoyunSink`: one stream's records → rows of its form, 100 per batch, several in flight.
 
-A record marked deleted (`_sdc_deleted_at`, see `target_kit.sink`) deletes or marks the rows
+A record marked deleted (`_sdc_deleted_at`, see `connector_kit.sink`) deletes or marks the rows
 holding its key; in a form without a key widget nothing can find them, so it is skipped (never
 appended). A value the API would blank that the mapping left out of its row (`skip_field`) makes
 its record `partial` in the run report, with the field and value, and is logged once.
@@ -13,18 +13,18 @@ import threading
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from connector_kit.sink import PipelinedSink
 from target_jiandaoyun.mapping import StreamMapping
 from target_jiandaoyun.rows import Skipped, row_of
 from target_jiandaoyun.values import OPTION_TYPES, ValueRejected, key_token
 from target_jiandaoyun.writer import BATCH_ROWS, FormWriter, RowResult
-from target_kit.sink import PipelinedSink
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
+    from connector_kit.report import RunReport
     from target_jiandaoyun.client import JiandaoyunApi
     from target_jiandaoyun.settings import JiandaoyunSettings
-    from target_kit.report import RunReport
 
 
 class SinkHost(Protocol):

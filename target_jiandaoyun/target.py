@@ -14,6 +14,13 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from connector_kit.cli import PlainSettingErrors
+from connector_kit.configtest import MeltanoConfigTest
+from connector_kit.http import ApiError, ConfigError
+from connector_kit.plan import DryRun
+from connector_kit.replay import DeadLetterReplay
+from connector_kit.settings import SettingsFromText
+from connector_kit.target import PipelinedTarget
 from target_jiandaoyun.client import BATCH_ROWS, JiandaoyunApi, Rates
 from target_jiandaoyun.directory import Directory
 from target_jiandaoyun.mapping import MappingError, Policy, StreamMapping, resolve
@@ -23,13 +30,6 @@ from target_jiandaoyun.settings import SETTINGS, JiandaoyunSettings
 from target_jiandaoyun.sinks import JiandaoyunSink
 from target_jiandaoyun.values import DEPARTMENT_TYPES, MEMBER_TYPES
 from target_jiandaoyun.writer import FormWriter
-from target_kit.cli import PlainSettingErrors
-from target_kit.configtest import MeltanoConfigTest
-from target_kit.http import ApiError, ConfigError
-from target_kit.plan import DryRun
-from target_kit.replay import DeadLetterReplay
-from target_kit.settings import SettingsFromText
-from target_kit.target import PipelinedTarget
 
 
 class TargetJiandaoyun(

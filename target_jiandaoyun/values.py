@@ -30,10 +30,10 @@ from collections.abc import Callable, Hashable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from target_kit.bounds import MAX_DIGITS, digits, shown, within
-from target_kit.datetimes import with_zone
-from target_kit.isotime import fromisoformat
-from target_kit.serialize import jsonable
+from connector_kit.bounds import MAX_DIGITS, digits, shown, within
+from connector_kit.datetimes import with_zone
+from connector_kit.isotime import fromisoformat
+from connector_kit.serialize import jsonable
 
 # Widgets the API refuses to write (§7.2); mapping a field to one is a setting error.
 NOT_WRITABLE = frozenset({"sn", "linkdata", "signature", "aggregation"})

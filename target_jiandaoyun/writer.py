@@ -49,6 +49,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from connector_kit.http import ApiError, RejectedError
 from target_jiandaoyun.client import (
     BATCH_CREATE,
     BATCH_ROWS,
@@ -63,7 +64,6 @@ from target_jiandaoyun.client import (
 from target_jiandaoyun.mapping import StreamMapping
 from target_jiandaoyun.rows import missing_required, up_to_date, update_of
 from target_jiandaoyun.values import holds, key_token
-from target_kit.http import ApiError, RejectedError
 
 logger = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import msgspec
 
-from target_kit.http import ApiClient, ApiError, Outcome, RetryPolicy, retry_after_seconds
-from target_kit.pacing import RateLimiter, budget_file
-from target_kit.transport import Answer
+from connector_kit.http import ApiClient, ApiError, Outcome, RetryPolicy, retry_after_seconds
+from connector_kit.pacing import RateLimiter, budget_file
+from connector_kit.transport import Answer
 
 logger = logging.getLogger("target_twenty")
 

@@ -11,8 +11,8 @@ import logging
 import threading
 from typing import Any
 
-from target_kit.http import ApiError, ConfigError
-from target_kit.report import RunReport
+from connector_kit.http import ApiError, ConfigError
+from connector_kit.report import RunReport
 from target_twenty.client import WITH_DELETED, TwentyClient
 from target_twenty.ids import IdStore
 from target_twenty.mapping import Reference, StreamMapping

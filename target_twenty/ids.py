@@ -33,8 +33,8 @@ from json.encoder import encode_basestring  # json.dumps' own, with ensure_ascii
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from target_kit.files import private_file
-from target_kit.serialize import dumps, jsonable
+from connector_kit.files import private_file
+from connector_kit.serialize import dumps, jsonable
 
 _NAMESPACE = uuid.UUID("0c7c5d2e-6f5b-5e55-9a43-7477656e7479")
 

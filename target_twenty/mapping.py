@@ -10,7 +10,7 @@ The `mappings` setting, per stream (every part optional):
 
 - `object`: the object's plural API name; default the stream name (standard and custom objects).
 - `fields`: Twenty field (or `field.subField` of a composite) ← source property, or ←
-  `{"expression": …}` computed from the record (`target_kit.expressions`: the properties are
+  `{"expression": …}` computed from the record (`connector_kit.expressions`: the properties are
   names, `record` is the whole record; None makes the field empty). Without `fields`, every
   property whose name is a field of the object is loaded under that name, and any other
   property is an error — except `_sdc_*` Singer metadata, the key properties (they make the
@@ -36,12 +36,12 @@ The `mappings` setting, per stream (every part optional):
   a row (`target_twenty.identity`) without its id map.
 
 Expressions see dates and date-times as ISO 8601 text, as the tap sent them (`"2026-03-01"`,
-`"2026-03-01T09:30:00+00:00"`; `target_kit.expressions` turns the SDK's parsed objects back),
+`"2026-03-01T09:30:00+00:00"`; `connector_kit.expressions` turns the SDK's parsed objects back),
 and numbers with a fraction as exact `Decimal`s (`int(amount * 1000000)`). A computed value is
 checked and canonicalised like a copied one. An expression that fails on a record, or computes
 a value Twenty would refuse, dead-letters that record. A computed field is left alone, like a
 copied one, when the properties it reads are absent from the record (an update that does not
-carry them): the expression is not evaluated then (`target_kit.presence`, the rule
+carry them): the expression is not evaluated then (`connector_kit.presence`, the rule
 target-jiandaoyun follows too).
 
 The SDK's `stream_maps` run before this mapping and can transform records too, but they type
@@ -60,10 +60,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
-from target_kit import presence
-from target_kit.expressions import Expression, ExpressionError
-from target_kit.http import ConfigError
-from target_kit.sink import SDC_PREFIX
+from connector_kit import presence
+from connector_kit.expressions import Expression, ExpressionError
+from connector_kit.http import ConfigError
+from connector_kit.sink import SDC_PREFIX
 from target_twenty.identity import unique_values
 from target_twenty.ids import key_text
 from target_twenty.metadata import READ_ONLY, MetadataError, TwentyField, TwentyObject, Workspace

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from target_kit.pipeline import Ticket
+    from connector_kit.pipeline import Ticket
     from target_twenty.ids import IdStore
 
 Parent = tuple[str, str]  # (stream, Singer key as text)

@@ -1,4 +1,4 @@
-"""target-twenty's plan client (`dry_run: true`, see `target_kit/plan.py`): reads go to Twenty,
+"""target-twenty's plan client (`dry_run: true`, see `connector_kit/plan.py`): reads go to Twenty,
 writes do not.
 
 - `upsert`: the rows with the batch's ids are read (soft-deleted ones too; rows an earlier read
@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from target_kit.plan import Changes, differences
+from connector_kit.plan import Changes, differences
 from target_twenty.client import MAX_BATCH, WITH_DELETED, TwentyClient, quoted
 
 # Rows kept from reads for later writes' comparisons; a batch's rows are taken when written.

@@ -3,7 +3,7 @@ is given), and read once into a frozen `TwentySettings`.
 
 The SDK validates the config against `SETTINGS` and fills in the declared defaults before the
 target starts, so `TwentySettings.from_config` reads every setting as it is and repeats no
-default. The settings every target shares are `target_kit.target.COMMON_SETTINGS`.
+default. The settings every target shares are `connector_kit.target.COMMON_SETTINGS`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 
 from singer_sdk import typing as th
 
-from target_kit.datetimes import DEFAULT_TIMEZONE_SETTING, default_timezone
-from target_kit.deadletter import dead_letter_setting
-from target_kit.http import ConfigError
-from target_kit.plan import DRY_RUN_SETTING
-from target_kit.target import COMMON_SETTINGS
-from target_kit.typed_settings import CommonSettings
+from connector_kit.datetimes import DEFAULT_TIMEZONE_SETTING, default_timezone
+from connector_kit.deadletter import dead_letter_setting
+from connector_kit.http import ConfigError
+from connector_kit.plan import DRY_RUN_SETTING
+from connector_kit.target import COMMON_SETTINGS
+from connector_kit.typed_settings import CommonSettings
 from target_twenty.client import MAX_BATCH
 from target_twenty.mapping import KEEP
 

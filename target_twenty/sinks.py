@@ -11,7 +11,7 @@ The live records of a batch, on a worker thread (`write_records`):
    the last one winning; `create_when` keeps records it says no to from creating rows;
 4. the writer (`writer.py`) plans identities, sends, and notes what was written.
 
-A record marked deleted (`_sdc_deleted_at`, see `target_kit.sink`) deletes what its key alone
+A record marked deleted (`_sdc_deleted_at`, see `connector_kit.sink`) deletes what its key alone
 owns, its children following their rule (`removal.py`). A child that references a parent the
 target deleted leaves that link as it is (Twenty refuses a link to a deleted record) and says
 so in the run report.
@@ -29,8 +29,8 @@ import functools
 from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from target_kit.http import ConfigError
-from target_kit.sink import PipelinedSink, is_deleted
+from connector_kit.http import ConfigError
+from connector_kit.sink import PipelinedSink, is_deleted
 from target_twenty.client import MAX_BATCH
 from target_twenty.entries import Entry, Item
 from target_twenty.ids import content_key, key_text, stable_id
@@ -41,7 +41,7 @@ from target_twenty.values import BadValue
 from target_twenty.writer import ObjectWriter
 
 if TYPE_CHECKING:
-    from target_kit.report import RunReport
+    from connector_kit.report import RunReport
     from target_twenty.destination import Destination
     from target_twenty.mapping import Reference, StreamMapping
     from target_twenty.parents import ParentOrder

@@ -2,7 +2,7 @@
 
 Every record is upserted on a stable id (`load_method` admits `upsert` only); a record the tap
 marks deleted (`_sdc_deleted_at`) soft-deletes its Twenty record (`process_deletes`), and nothing
-else is ever deleted. Built on `target_kit.PipelinedTarget` (several batches in flight, STATE per
+else is ever deleted. Built on `connector_kit.PipelinedTarget` (several batches in flight, STATE per
 acknowledged batch, dead letters, run report). What is Twenty's own is in the sibling
 modules, the same rooms as target-jiandaoyun's: settings (`settings.py`), the sink (`sinks.py`)
 and its writer (`writer.py`), the workspace's metadata (`metadata.py`, read through
@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from target_kit.cli import PlainSettingErrors
-from target_kit.configtest import MeltanoConfigTest
-from target_kit.http import ApiError, ConfigError
-from target_kit.plan import DryRun, scratch_copy
-from target_kit.replay import DeadLetterReplay
-from target_kit.settings import SettingsFromText
-from target_kit.target import PipelinedTarget
+from connector_kit.cli import PlainSettingErrors
+from connector_kit.configtest import MeltanoConfigTest
+from connector_kit.http import ApiError, ConfigError
+from connector_kit.plan import DryRun, scratch_copy
+from connector_kit.replay import DeadLetterReplay
+from connector_kit.settings import SettingsFromText
+from connector_kit.target import PipelinedTarget
 from target_twenty.client import TwentyClient
 from target_twenty.destination import Destination
 from target_twenty.ids import IdStore

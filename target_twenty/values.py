@@ -19,10 +19,10 @@ import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from target_kit.bounds import DOUBLE_MAX, shown, within
-from target_kit.datetimes import with_zone
-from target_kit.isotime import fromisoformat
-from target_kit.serialize import jsonable
+from connector_kit.bounds import DOUBLE_MAX, shown, within
+from connector_kit.datetimes import with_zone
+from connector_kit.isotime import fromisoformat
+from connector_kit.serialize import jsonable
 from target_twenty.metadata import TwentyField
 
 NUMBER_TEXT = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from target_kit.http import RejectedError
+from connector_kit.http import RejectedError
 from target_twenty.client import MAX_BATCH
 from target_twenty.entries import Entry, Item
 from target_twenty.identity import Plan

@@ -12,9 +12,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connector_kit.expressions import Expression
 from crm_sandbox.okki import OkkiSandbox
 from crm_sandbox.runtime import Knobs
-from target_kit.expressions import Expression
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLING_CODE = re.compile(r"\+[0-9]{1,4}")  # what Twenty accepts

@@ -20,6 +20,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_PACKAGES = ("tap_okki", "target_twenty", "target_jiandaoyun", "connector_kit", "crm_sandbox")
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from plugin_settings import OWN_PLUGINS, env_lines, meltano_settings  # noqa: E402
@@ -156,7 +157,7 @@ def test_code_cites_only_documents_of_the_repository() -> None:
             "tap_okki",
             "target_twenty",
             "target_jiandaoyun",
-            "target_kit",
+            "connector_kit",
             "crm_sandbox",
         )
         for path in sorted((ROOT / folder).rglob("*.py"))
@@ -165,7 +166,13 @@ def test_code_cites_only_documents_of_the_repository() -> None:
     ]
     assert not offenders, offenders
     cited = {path.name for path in (ROOT / "docs" / "api").glob("*.md")}
-    for folder in ("tap_okki", "target_twenty", "target_jiandaoyun", "target_kit", "crm_sandbox"):
+    for folder in (
+        "tap_okki",
+        "target_twenty",
+        "target_jiandaoyun",
+        "connector_kit",
+        "crm_sandbox",
+    ):
         for path in (ROOT / folder).rglob("*.py"):
             for name in re.findall(r"docs/api/([a-z]+\.md)", path.read_text(encoding="utf-8")):
                 assert name in cited, f"{path.relative_to(ROOT)} cites docs/api/{name}"
@@ -176,7 +183,7 @@ def test_no_module_of_the_plugins_imports_one_that_imports_it_back() -> None:
     import ast
     import graphlib
 
-    packages = ("tap_okki", "target_twenty", "target_jiandaoyun", "target_kit", "crm_sandbox")
+    packages = PLUGIN_PACKAGES
     graph: dict[str, set[str]] = {}
     for package in packages:
         for path in (ROOT / package).rglob("*.py"):

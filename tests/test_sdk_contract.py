@@ -6,15 +6,16 @@ method or attribute exists with the signature we override or call, and the SDK s
 the way we rely on. A failure here means: read the SDK's new code before upgrading.
 
 Where the private API is used:
-- target_kit/target.py: `_process_state_message`, `_process_record_message`,
+- connector_kit/target.py: `_process_state_message`, `_process_record_message`,
   `_process_batch_message`, `_write_state_message`, `_handle_termination`;
   `singer_sdk.helpers._batch.BatchConfig`
-- target_kit/configtest.py: `_process_schema_message`, `_process_record_message`,
+- connector_kit/configtest.py: `_process_schema_message`, `_process_record_message`,
   `_process_state_message`
-- target_kit/sink.py: `_remove_sdc_metadata_from_schema`, `_remove_sdc_metadata_from_record`,
+- connector_kit/sink.py: `_remove_sdc_metadata_from_schema`, `_remove_sdc_metadata_from_record`,
   `_validate_and_parse`, `_parse_timestamps_in_record`, `_singer_validate_message`;
   `singer_sdk.helpers._typing.get_datelike_property_type`
-- target_kit/secrets.py, target_kit/settings.py, tap_okki/tap.py: `_validate_config`, `_config`
+- connector_kit/secrets.py, connector_kit/settings.py, tap_okki/tap.py: `_validate_config`,
+  `_config`
 - tap_okki/client.py: `_increment_stream_state`, `_write_state_message`,
   `_write_request_duration_log`
 - tap_okki/streams.py: `_process_record`, `_write_record_message`, `_sync_children`,

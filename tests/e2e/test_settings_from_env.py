@@ -228,7 +228,7 @@ def test_meltano_config_test_checks_every_plugin_against_its_api_and_writes_noth
         output = run.stdout + run.stderr
         # The target's check passed: it exited 0 and printed no line Meltano counts as an
         # error. Meltano 4.4.1 then fails on its own (ProcessLookupError from terminate() on
-        # the finished process, target_kit/configtest.py), which `invoke --test` avoids.
+        # the finished process, connector_kit/configtest.py), which `invoke --test` avoids.
         assert "Configuration test passed" in output, (target, output[-3000:])
         assert "Process return code: 0" in output, target
         assert invoked[target].returncode == 0, invoked[target].stderr[-3000:]

@@ -21,8 +21,8 @@ import pytest
 import urllib3
 import yaml
 
+from connector_kit.http import RetryPolicy
 from crm_sandbox.control import RunningSandbox
-from target_kit.http import RetryPolicy
 from target_twenty.client import TwentyClient
 from tests.e2e.meltano_project import ROOT
 from tests.reliability.pipelines import (

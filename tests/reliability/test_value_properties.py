@@ -21,13 +21,13 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from connector_kit.datetimes import default_timezone
 from crm_sandbox.twenty.schema import standard_objects
 from crm_sandbox.twenty.values import check_value, normalise_url
 from tap_okki.conform import conform
 from tap_okki.times import format_okki_time, okki_date, okki_time_to_iso, parse_okki_time
 from target_jiandaoyun.values import CONVERTERS, ValueRejected
 from target_jiandaoyun.values import convert as jiandaoyun_convert
-from target_kit.datetimes import default_timezone
 from target_twenty.metadata import TwentyField
 from target_twenty.values import BadValue, canonical_domain, canonical_email, convert, convert_sub
 

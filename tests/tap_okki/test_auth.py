@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from connector_kit.pacing import RateLimiter
+from connector_kit.retry import RetryLater, RetryPolicy, call_with_retries
+from connector_kit.transport import Answer
 from tap_okki import auth
 from tap_okki.auth import Call, Credentials, OkkiAuthenticator
 from tap_okki.client import classify
 from tap_okki.errors import OkkiAuthError
-from target_kit.pacing import RateLimiter
-from target_kit.retry import RetryLater, RetryPolicy, call_with_retries
-from target_kit.transport import Answer
 
 
 class FakeTokenEndpoint:
@@ -117,7 +117,7 @@ def test_refused_credentials_are_fatal_and_name_the_settings_without_the_secret(
 def test_a_failed_token_answer_is_a_failed_attempt_of_the_call_that_needed_it(
     status: int, body: Any, throttled: bool
 ) -> None:
-    """No retry loop of its own: the data call's loop retries it (`target_kit.retry`)."""
+    """No retry loop of its own: the data call's loop retries it (`connector_kit.retry`)."""
     endpoint = FakeTokenEndpoint(status=status, body=body)
     if body == "cut":
         endpoint.request = lambda *a, **k: Answer(200, "", {}, b'{"access', "u", dt.timedelta(0))  # type: ignore[method-assign]

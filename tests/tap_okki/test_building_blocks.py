@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import tap_okki
+from connector_kit.pacing import RateLimiter
+from connector_kit.retry import RetryPolicy
 from tap_okki.pipeline import SLOW_CALL, SLOW_CALLS_IN_A_ROW, ordered_map
 from tap_okki.streams import CompaniesStream
 from tap_okki.tap import TapOkki
-from target_kit.pacing import RateLimiter
-from target_kit.retry import RetryPolicy
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SCHEMA_DIR = Path(tap_okki.__file__).parent / "schemas"

@@ -21,7 +21,7 @@ from tests.tap_okki.helpers import TapRun, by_key, run_tap, tap_config
 
 OPEN = re.compile(r"Open shape")
 # A secret no log line contains by chance: plugins mask their secrets in every log record of
-# the process (target_kit.secrets), which is shared with other tests.
+# the process (connector_kit.secrets), which is shared with other tests.
 PLACEHOLDER = {
     "client_id": "placeholder-id",
     "client_secret": "placeholder-secret-7f3a9c",

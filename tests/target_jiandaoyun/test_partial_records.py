@@ -2,7 +2,7 @@
 
 Taps send partial records and stream maps drop properties. A property absent from a record
 leaves its widget as it was, and so does a computed field whose inputs are all absent; only an
-explicit null empties a widget (`target_kit.presence`, the rule target-twenty follows too).
+explicit null empties a widget (`connector_kit.presence`, the rule target-twenty follows too).
 """
 
 from __future__ import annotations

@@ -39,9 +39,9 @@ from singer_sdk.testing.target_tests import (
 )
 from singer_sdk.testing.templates import TargetFileTestTemplate
 
+from connector_kit.target import TooManyFailedRecords
 from crm_sandbox.control import SandboxClient
 from target_jiandaoyun.target import TargetJiandaoyun
-from target_kit.target import TooManyFailedRecords
 from tests.target_jiandaoyun.conftest import TIME_SCALE, read_jsonl
 
 # Stream → property → widget type; the key widget is the stream's key property.

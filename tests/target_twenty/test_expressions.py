@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from connector_kit.expressions import Expression
+from connector_kit.http import ConfigError
 from crm_sandbox.twenty.schema import object_to_api, standard_objects
-from target_kit.expressions import Expression
-from target_kit.http import ConfigError
 from target_twenty.mapping import StreamMapping
 from target_twenty.metadata import Workspace
 from target_twenty.values import BadValue

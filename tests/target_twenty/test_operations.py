@@ -53,7 +53,7 @@ def test_run_report_has_a_line_per_record_and_the_log_a_summary_per_stream(
     assert "Stream 'companies': 90 records, 90 created, 0 updated, 0 failed" in run.stderr
     assert "Stream 'people': 30 records, 30 created" in run.stderr
     # Each line carries the run's id, and so does the summary (issue 17). Whether a rate is
-    # quoted depends on how long the stream ran: tests/target_kit/test_report.py.
+    # quoted depends on how long the stream ran: tests/connector_kit/test_report.py.
     run_ids = {line["run"] for line in report}
     assert len(run_ids) == 1 and f"Run {run_ids.pop()}: summary per stream" in run.stderr
 

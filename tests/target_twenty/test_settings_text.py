@@ -9,7 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from target_kit.settings import settings_from_text
+from connector_kit.settings import settings_from_text
 from target_twenty.target import TargetTwenty
 from tests.target_twenty import crm_data as data
 from tests.target_twenty.conftest import TARGET, TIME_SCALE, TargetRunner

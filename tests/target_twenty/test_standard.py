@@ -20,8 +20,8 @@ from singer_sdk.testing import target_tests as sdk
 from singer_sdk.testing.runners import TargetTestRunner
 from singer_sdk.testing.suites import SingerTestSuite
 
+from connector_kit.target import TooManyFailedRecords
 from crm_sandbox.control import RunningSandbox, SandboxClient
-from target_kit.target import TooManyFailedRecords
 from target_twenty.target import TargetTwenty
 from tests.target_twenty.conftest import DEFAULT_KNOBS, TIME_SCALE
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from target_kit.datetimes import default_timezone
+from connector_kit.datetimes import default_timezone
 from target_twenty.client import encode_batch
 from target_twenty.ids import key_text, stable_id
 from target_twenty.metadata import TwentyField
@@ -141,6 +141,6 @@ def test_stable_id_is_uuid5_of_namespace_stream_and_key(
     )
 )
 def test_key_text_is_the_json_list_of_the_values_as_text(values: list) -> None:
-    from target_kit.serialize import jsonable
+    from connector_kit.serialize import jsonable
 
     assert key_text(values) == json.dumps([str(jsonable(v)) for v in values], ensure_ascii=False)

@@ -1,4 +1,4 @@
-"""The one retry loop (`target_kit.retry`) on its own: what each outcome makes it do."""
+"""The one retry loop (`connector_kit.retry`) on its own: what each outcome makes it do."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
-from target_kit.retry import (
+from connector_kit.retry import (
     ApiError,
     Outcome,
     RejectedError,
@@ -17,7 +17,7 @@ from target_kit.retry import (
     RetryPolicy,
     call_with_retries,
 )
-from target_kit.transport import Answer
+from connector_kit.transport import Answer
 
 QUICK = RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.002)
 

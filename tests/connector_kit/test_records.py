@@ -15,9 +15,9 @@ import pytest
 from singer_sdk.exceptions import InvalidInputLine, InvalidRecord
 from singer_sdk.sinks.core import JSONSchemaValidator
 
-from target_kit.sink import PipelinedSink
-from target_kit.target import COMMON_SETTINGS, NumberingReader, PipelinedTarget
-from target_kit.validation import CompiledValidator, compiled_validator
+from connector_kit.sink import PipelinedSink
+from connector_kit.target import COMMON_SETTINGS, NumberingReader, PipelinedTarget
+from connector_kit.validation import CompiledValidator, compiled_validator
 
 SCHEMA = {
     "type": "object",

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+import connector_kit
 import tap_okki
-import target_kit
+from connector_kit.target import COMMON_SETTINGS
+from connector_kit.typed_settings import CommonSettings, declared_values
 from tap_okki.settings import TapSettings
 from tap_okki.tap import TapOkki
-from target_kit.target import COMMON_SETTINGS
-from target_kit.typed_settings import CommonSettings, declared_values
 
 REQUIRED = {"client_id": "id", "client_secret": "s3cr3t"}
 
@@ -87,6 +87,6 @@ def config_reads_with_a_default(package: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("package", [tap_okki, target_kit], ids=lambda p: p.__name__)
+@pytest.mark.parametrize("package", [tap_okki, connector_kit], ids=lambda p: p.__name__)
 def test_no_read_site_repeats_a_declared_default(package: object) -> None:
     assert config_reads_with_a_default(Path(package.__file__).parent) == []  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from target_kit.expressions import Expression
+from connector_kit.expressions import Expression
 
 
 def carried(record: Mapping[str, Any], source: str, expression: Expression | None = None) -> bool:

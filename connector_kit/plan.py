@@ -33,9 +33,9 @@ from typing import Any
 
 from singer_sdk import typing as th
 
-from target_kit.deadletter import DeadLetterFile
-from target_kit.files import DEFAULT_DIR
-from target_kit.report import RunReport
+from connector_kit.deadletter import DeadLetterFile
+from connector_kit.files import DEFAULT_DIR
+from connector_kit.report import RunReport
 
 DRY_RUN_SETTING = th.Property(
     "dry_run",

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from singer_sdk.logging import ConsoleFormatter, StructuredFormatter
 
-from target_kit.secrets import install_redaction, secret_values
+from connector_kit.secrets import install_redaction, secret_values
 
 SECRET = "key-Xq81LmZ"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from target_kit.expressions import Expression
-from target_kit.presence import carried, reads
+from connector_kit.expressions import Expression
+from connector_kit.presence import carried, reads
 
 
 def test_a_copied_property_is_carried_when_present_even_as_null() -> None:

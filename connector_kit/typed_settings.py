@@ -48,7 +48,7 @@ class Settings:
 
 @dataclasses.dataclass(frozen=True)
 class CommonSettings(Settings):
-    """The settings every target has (`target_kit.target.COMMON_SETTINGS`; a target may
+    """The settings every target has (`connector_kit.target.COMMON_SETTINGS`; a target may
     declare other defaults, e.g. its own `max_in_flight`: its schema's default is the one
     taken)."""
 

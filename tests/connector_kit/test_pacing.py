@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from target_kit.pacing import RateLimiter, budget_file
+from connector_kit.pacing import RateLimiter, budget_file
 
 
 def acquire_times(limiter: RateLimiter, n: int, threads: int = 4) -> list[float]:

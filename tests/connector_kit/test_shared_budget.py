@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from target_kit.pacing import RateLimiter
-from tests.target_kit.test_pacing import max_in_window
+from connector_kit.pacing import RateLimiter
+from tests.connector_kit.test_pacing import max_in_window
 
 
 def test_calls_through_several_endpoints_never_exceed_the_shared_budget() -> None:

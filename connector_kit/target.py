@@ -45,17 +45,17 @@ from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.io_base import SingerReader
 from singer_sdk.sinks import Sink
 
-from target_kit.batches import batch_records
-from target_kit.deadletter import DeadLetterFile
-from target_kit.files import DEFAULT_DIR, expire_lines
-from target_kit.http import check_base_url
-from target_kit.intake import Intake
-from target_kit.pacing import RATE_BUDGET_SETTING
-from target_kit.pipeline import Checkpointer, Dispatcher
-from target_kit.report import RunReport
-from target_kit.secrets import SecretMasking
-from target_kit.serialize import parse_json
-from target_kit.typed_settings import CommonSettings, declared_values
+from connector_kit.batches import batch_records
+from connector_kit.deadletter import DeadLetterFile
+from connector_kit.files import DEFAULT_DIR, expire_lines
+from connector_kit.http import check_base_url
+from connector_kit.intake import Intake
+from connector_kit.pacing import RATE_BUDGET_SETTING
+from connector_kit.pipeline import Checkpointer, Dispatcher
+from connector_kit.report import RunReport
+from connector_kit.secrets import SecretMasking
+from connector_kit.serialize import parse_json
+from connector_kit.typed_settings import CommonSettings, declared_values
 
 COMMON_SETTINGS = th.PropertiesList(
     th.Property(

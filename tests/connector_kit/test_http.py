@@ -16,9 +16,16 @@ from typing import Any, ClassVar
 import pytest
 import requests
 
-from target_kit.http import ApiClient, ApiError, ConfigError, Outcome, RetryPolicy, check_base_url
-from target_kit.pacing import RateLimiter
-from target_kit.transport import Environment, Transport
+from connector_kit.http import (
+    ApiClient,
+    ApiError,
+    ConfigError,
+    Outcome,
+    RetryPolicy,
+    check_base_url,
+)
+from connector_kit.pacing import RateLimiter
+from connector_kit.transport import Environment, Transport
 
 
 def client(base_url: str, **kwargs: Any) -> ApiClient:

@@ -6,7 +6,7 @@ made durable (`sync`, an fsync) before each STATE that may depend on it is writt
 Each line: `at`, `run` (the run id), `stream`, `key`, `code`, `reason`, `record`, and `schema`:
 the id of the stream's SCHEMA (its JSON schema and key properties) in the file beside it,
 `<file>.schemas.jsonl`, written once per schema. With both, the records can be sent again as
-Singer messages once the cause is fixed (`target_kit/replay.py`).
+Singer messages once the cause is fixed (`connector_kit/replay.py`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 
 from singer_sdk import typing as th
 
-from target_kit.files import now_text
-from target_kit.serialize import dumps, open_jsonl
+from connector_kit.files import now_text
+from connector_kit.serialize import dumps, open_jsonl
 
 # A stream's schema and key properties, as its sink holds them (None: unknown).
 Describe = Callable[[str], tuple[dict[str, Any], list[str]] | None]

@@ -1,4 +1,4 @@
-"""Numbers told apart by size without being expanded (target_kit.bounds), and `jsonable`
+"""Numbers told apart by size without being expanded (connector_kit.bounds), and `jsonable`
 keeping a number too long for an int as its text."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
-from target_kit.bounds import DOUBLE_MAX, MAX_DIGITS, digits, shown, within
-from target_kit.serialize import dumps, jsonable
+from connector_kit.bounds import DOUBLE_MAX, MAX_DIGITS, digits, shown, within
+from connector_kit.serialize import dumps, jsonable
 
 HUGE = Decimal("1e2000000")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from singer_sdk.exceptions import ConfigValidationError
 
-from target_kit.http import ConfigError
+from connector_kit.http import ConfigError
 
 SETTING_ERRORS: tuple[type[BaseException], ...] = (ConfigError, ConfigValidationError)
 

@@ -34,7 +34,7 @@ from typing import Any
 import markdownify
 import simpleeval
 
-from target_kit.bounds import MAX_DIGITS, digits
+from connector_kit.bounds import MAX_DIGITS, digits
 
 
 class ExpressionError(ValueError):

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from target_kit import expressions
-from target_kit.expressions import Expression, ExpressionError
+from connector_kit import expressions
+from connector_kit.expressions import Expression, ExpressionError
 
 
 def test_an_expression_may_yield_none_for_a_missing_value() -> None:
@@ -108,7 +108,7 @@ def test_an_expression_stops_when_its_time_on_one_record_is_spent(
 
 
 def test_markdown_turns_html_into_markdown_and_keeps_every_line_break_and_word() -> None:
-    from target_kit.expressions import markdown
+    from connector_kit.expressions import markdown
 
     assert markdown(None) is None
     # Plain text: line breaks become hard breaks, Markdown's own characters are escaped.

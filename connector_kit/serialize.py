@@ -11,8 +11,8 @@ from typing import Any, TextIO
 
 import msgspec
 
-from target_kit.bounds import MAX_DIGITS
-from target_kit.files import private_file
+from connector_kit.bounds import MAX_DIGITS
+from connector_kit.files import private_file
 
 _FAST = msgspec.json.Decoder(float_hook=Decimal)
 

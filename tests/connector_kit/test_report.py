@@ -8,7 +8,7 @@ import logging
 import time
 from pathlib import Path
 
-from target_kit.report import RunReport
+from connector_kit.report import RunReport
 
 
 def test_a_stream_shorter_than_one_rate_window_gets_no_rate_and_a_longer_one_does(

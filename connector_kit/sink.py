@@ -22,14 +22,14 @@ from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.helpers._typing import get_datelike_property_type  # private: see test_sdk_contract
 from singer_sdk.sinks import BatchSink
 
-from target_kit.validation import check_references, compiled_validator, violations
+from connector_kit.validation import check_references, compiled_validator, violations
 
 if TYPE_CHECKING:
     from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
     from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
-    from target_kit.pipeline import Ticket
-    from target_kit.target import PipelinedTarget
+    from connector_kit.pipeline import Ticket
+    from connector_kit.target import PipelinedTarget
 
 _sink_numbers = itertools.count(1)
 

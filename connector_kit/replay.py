@@ -26,9 +26,9 @@ from typing import Any
 
 import click
 
-from target_kit.deadletter import read_schemas, schemas_path
-from target_kit.http import ConfigError
-from target_kit.target import TooManyFailedRecords
+from connector_kit.deadletter import read_schemas, schemas_path
+from connector_kit.http import ConfigError
+from connector_kit.target import TooManyFailedRecords
 
 SUFFIX = ".replay"
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from target_kit.files import now_text
-from target_kit.serialize import dumps, open_jsonl
+from connector_kit.files import now_text
+from connector_kit.serialize import dumps, open_jsonl
 
 Action = Literal["created", "updated", "deleted", "skipped", "failed"]
 

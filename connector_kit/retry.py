@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 import requests
 
-from target_kit.secrets import redact
-from target_kit.transport import Answer
+from connector_kit.secrets import redact
+from connector_kit.transport import Answer
 
 logger = logging.getLogger(__name__)
 

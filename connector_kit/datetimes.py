@@ -13,7 +13,7 @@ import datetime as dt
 import pendulum
 from singer_sdk import typing as th
 
-from target_kit.http import ConfigError
+from connector_kit.http import ConfigError
 
 DEFAULT_TIMEZONE_SETTING = th.Property(
     "default_timezone",

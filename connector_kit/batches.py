@@ -17,7 +17,7 @@ from typing import Any
 
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchFileFormat, StorageTarget
 
-from target_kit.serialize import parse_json
+from connector_kit.serialize import parse_json
 
 
 class UnsupportedBatch(ValueError):

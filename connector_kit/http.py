@@ -16,8 +16,8 @@ from typing import Any
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
-from target_kit.pacing import RateLimiter
-from target_kit.retry import (
+from connector_kit.pacing import RateLimiter
+from connector_kit.retry import (
     ApiError,
     Outcome,
     RejectedError,
@@ -27,7 +27,7 @@ from target_kit.retry import (
     is_certificate_error,
     retry_after_seconds,
 )
-from target_kit.transport import Answer, Transport
+from connector_kit.transport import Answer, Transport
 
 # The plugins' clients import these from here, beside `ApiClient`.
 __all__ = [

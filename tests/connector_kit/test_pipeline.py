@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from target_kit.deadletter import DeadLetterFile
-from target_kit.pipeline import Checkpointer, Dispatcher
+from connector_kit.deadletter import DeadLetterFile
+from connector_kit.pipeline import Checkpointer, Dispatcher
 
 
 def make(max_in_flight: int = 4) -> tuple[Dispatcher, list]:

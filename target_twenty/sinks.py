@@ -79,6 +79,9 @@ class TwentySink(PipelinedSink):
             ref for _, ref in self.destination.dependants(self.stream_name) if ref.listed_in_parent
         ]
         self.is_parent = self.stream_name in self.destination.parent_streams
+        # (record key, parent) of records sent after waiting in vain for that parent: a parent
+        # arriving while their batch waits its turn does not link them (it is not written yet).
+        self._sent_without: dict[str | None, set[Parent]] = {}
         self.writer = ObjectWriter(
             self.destination,
             self.mapping,
@@ -162,7 +165,12 @@ class TwentySink(PipelinedSink):
         """Send held records: their parent came, or they waited long enough."""
         records = [e.record for e in entries]
         needs = list(dict.fromkeys(p for r in records for p in self._parents_of(r)))
-        self.target.parent_order.send_buffered_first(self, needs)
+        order = self.target.parent_order
+        for entry in entries:
+            missing = {(s, k) for s, k in entry.waiting if not order.arrived(s, [k])}
+            if missing:
+                self._sent_without.setdefault(self.key_text(entry.record), set()).update(missing)
+        order.send_buffered_first(self, needs)
         self.submit(records, 0, settles=[e.ticket for e in entries], needs=needs)
         self._sent(records)
 
@@ -292,6 +300,7 @@ class TwentySink(PipelinedSink):
         """Put each parent's Twenty id in its join column (a link's: in the item's links, for
         the junction row written after it); dead-letter orphans."""
         orphans: dict[int, tuple[Reference, str, str]] = {}
+        sent_without = [self._sent_without.pop(i.key, set()) for i in items]
         for ref in self.mapping.references:
             slots = [
                 [(s, k) for s, k in i.parents.items() if self.mapping.reference_of(s) is ref]
@@ -319,12 +328,15 @@ class TwentySink(PipelinedSink):
         rule = self.destination.settings.on_missing_parent
         dropped = set()
         for n, (ref, slot, key) in orphans.items():
-            reason = self._orphan_reason(ref, key)
-            if rule == "load_unlinked" and not self.target.parent_order.arrived(ref.stream, [key]):
+            came = (ref.stream, key) not in sent_without[n] and bool(
+                self.target.parent_order.arrived(ref.stream, [key])
+            )
+            reason = self._orphan_reason(ref, key, came)
+            if rule == "load_unlinked" and not came:
                 (items[n].links if ref.via_junction else items[n].payload)[slot] = None
                 items[n].note = f"{reason}; loaded without the link (on_missing_parent)"
                 items[n].status.append("unlinked")
-            elif rule == "skip" and not self.target.parent_order.arrived(ref.stream, [key]):
+            elif rule == "skip" and not came:
                 self.skip(items[n].record, f"{reason} (on_missing_parent: skip)")
                 dropped.add(n)
             else:
@@ -332,9 +344,9 @@ class TwentySink(PipelinedSink):
                 dropped.add(n)
         return [item for n, item in enumerate(items) if n not in dropped]
 
-    def _orphan_reason(self, ref: Reference, key: str) -> str:
+    def _orphan_reason(self, ref: Reference, key: str, came: bool) -> str:
         missing = f"{ref.key}: the '{ref.stream}' record with key {key} is not in Twenty"
-        if self.target.parent_order.arrived(ref.stream, [key]):
+        if came:
             return f"{missing}: it came in this run but was not written (see its dead letter)"
         self.target.parent_order.count_orphan(self.stream_name)
         return (

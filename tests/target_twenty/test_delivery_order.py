@@ -123,3 +123,33 @@ def test_a_child_waiting_for_a_parent_still_buffered_follows_it_once_state_waits
     [person_row] = target.twenty.records()["people"]
     assert person_row["companyId"] == company_row["id"]  # linked: it followed its parent
     assert target.dead_letters() == []
+
+
+def test_a_parent_coming_after_its_child_was_sent_without_it_does_not_dead_letter_the_child(
+    target: TargetRunner, tmp_path: Path
+) -> None:
+    """The child waited `checkpoint_seconds` in vain and went (`load_unlinked`); its parent came
+    while the child's batch was looking it up, so it was not written yet. The child is loaded
+    unlinked, as the rule says, not dead-lettered as if its parent had failed."""
+    twenty = target.twenty
+    lookup = twenty.gate("/rest/companies", method="GET", skip=1)  # the hold's lookup passes
+    parent_written = twenty.gate("/rest/batch/companies", method="POST")
+    settings = target.config(checkpoint_seconds=0.5, on_missing_parent="load_unlinked")
+    live = LiveTarget("target-twenty", settings, tmp_path / "run")
+    try:
+        live.send(text(schema("people")), text(schema("companies")))
+        live.send(text(person(0, 1)), text({"type": "STATE", "value": {"line": 3}}))
+        twenty.wait_at_gate(lookup)  # released after 0.5 s: its batch looks the company up
+        live.send(text(data.record_message("companies", data.company(1))))
+        live.end_input()  # the end of the input sends the company
+        twenty.wait_at_gate(parent_written)  # … which is being written
+        twenty.open_gate(lookup)  # the person's batch finds it not in Twenty yet
+        wait_until(lambda: bool(twenty.records()["people"]) or bool(target.dead_letters()))
+        twenty.open_gate(parent_written)
+        assert live.wait(timeout=60) == 0, live.stderr[-3000:]
+    finally:
+        live.kill()
+    assert target.dead_letters() == []
+    [person_row] = twenty.records()["people"]
+    assert person_row["companyId"] is None  # sent before its company came: not linked
+    assert len(twenty.records()["companies"]) == 1

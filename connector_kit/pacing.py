@@ -24,7 +24,6 @@ be larger than this module.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import threading
@@ -34,6 +33,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from singer_sdk import typing as th
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so each process paces alone
+    fcntl = None  # type: ignore[assignment]
 
 RATE_BUDGET_SETTING = th.Property(
     "rate_budget_dir",
@@ -51,7 +55,7 @@ def budget_file(folder: str | None, *identity: str) -> Path | None:
 
     The file is named by a hash: the key itself is never written anywhere.
     """
-    if not folder:
+    if not folder or fcntl is None:
         return None
     digest = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:32]
     return Path(os.path.expanduser(folder)) / f"{digest}.next"

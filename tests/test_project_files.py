@@ -153,29 +153,15 @@ def test_code_cites_only_documents_of_the_repository() -> None:
     outside = re.compile(r"\.\./shared|shared/api|singer-notes\.md|INVARIANTS\.md|\bcontract §")
     offenders = [
         f"{path.relative_to(ROOT)}:{number}"
-        for folder in (
-            "tap_okki",
-            "target_twenty",
-            "target_jiandaoyun",
-            "connector_kit",
-            "crm_sandbox",
-        )
-        for path in sorted((ROOT / folder).rglob("*.py"))
+        for path in plugin_sources()
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if outside.search(line)
     ]
     assert not offenders, offenders
     cited = {path.name for path in (ROOT / "docs" / "api").glob("*.md")}
-    for folder in (
-        "tap_okki",
-        "target_twenty",
-        "target_jiandaoyun",
-        "connector_kit",
-        "crm_sandbox",
-    ):
-        for path in (ROOT / folder).rglob("*.py"):
-            for name in re.findall(r"docs/api/([a-z]+\.md)", path.read_text(encoding="utf-8")):
-                assert name in cited, f"{path.relative_to(ROOT)} cites docs/api/{name}"
+    for path in plugin_sources():
+        for name in re.findall(r"docs/api/([a-z]+\.md)", path.read_text(encoding="utf-8")):
+            assert name in cited, f"{path.relative_to(ROOT)} cites docs/api/{name}"
 
 
 def test_no_module_of_the_plugins_imports_one_that_imports_it_back() -> None:
@@ -183,20 +169,24 @@ def test_no_module_of_the_plugins_imports_one_that_imports_it_back() -> None:
     import ast
     import graphlib
 
-    packages = PLUGIN_PACKAGES
     graph: dict[str, set[str]] = {}
-    for package in packages:
-        for path in (ROOT / package).rglob("*.py"):
-            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-            imported = set()
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                    imported.add(node.module)
-                elif isinstance(node, ast.Import):
-                    imported.update(alias.name for alias in node.names)
-            graph[module] = {m for m in imported if m.split(".")[0] in packages and m != module}
+    for path in plugin_sources():
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+        ours = {m for m in imported if m.split(".")[0] in PLUGIN_PACKAGES and m != module}
+        graph[module] = ours
     graph = {m: {i for i in imports if i in graph} for m, imports in graph.items()}
     try:
         tuple(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as cycle:
         pytest.fail(f"import cycle: {' -> '.join(cycle.args[1])}")
+
+
+def plugin_sources() -> list[Path]:
+    """The Python files of the plugins, the kit and the sandboxes."""
+    return [path for package in PLUGIN_PACKAGES for path in sorted((ROOT / package).rglob("*.py"))]

@@ -303,12 +303,11 @@ class OpportunitiesStream(OkkiListStream):
                 record = self.typed(row, self.path)
                 if not record.get("customer_id"):
                     record["customer_id"] = None  # OKKI's 0: no main contact
-                if record.get("enable_flag") == 0:  # listed, but deleted (docs/api/okki.md §8)
+                # listed, but deleted (docs/api/okki.md §8)
+                if _mark_deleted(record, record.get("enable_flag") == 0, part.end):
                     deleted += 1
-                    record["_sdc_deleted_at"] = record.get("update_time") or part.end.isoformat()
                 else:
                     emitted += 1
-                    record["_sdc_deleted_at"] = None
                 yield record
             self.save_bookmark(context, part.end)
         self.logger.info(
@@ -363,12 +362,11 @@ class FollowUpsStream(OkkiListStream):
                 for reference in ("opportunity_id", "lead_id"):
                     if not record.get(reference):
                         record[reference] = None  # OKKI's 0: none
-                if record.get("delete_flag") == 1 or record.get("enable_flag") == 0:
+                gone = record.get("delete_flag") == 1 or record.get("enable_flag") == 0
+                if _mark_deleted(record, gone, part.end):
                     deleted += 1
-                    record["_sdc_deleted_at"] = record.get("update_time") or part.end.isoformat()
                 else:
                     emitted += 1
-                    record["_sdc_deleted_at"] = None
                 yield record
             self.save_bookmark(context, part.end)
         self.logger.info(
@@ -381,6 +379,15 @@ class FollowUpsStream(OkkiListStream):
             reader.rescans,
             self.unconverted_summary(),
         )
+
+
+def _mark_deleted(record: dict[str, t.Any], gone: bool, window_end: dt.datetime) -> bool:
+    """Set `_sdc_deleted_at` (OKKI's last update, else the window's end) on a row OKKI lists as
+    deleted, None on a live one; whether it is deleted."""
+    record["_sdc_deleted_at"] = (
+        (record.get("update_time") or window_end.isoformat()) if gone else None
+    )
+    return gone
 
 
 def _written_since(record: dict[str, t.Any], since: dt.datetime) -> bool:

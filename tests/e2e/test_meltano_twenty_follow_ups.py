@@ -102,7 +102,8 @@ def test_follow_ups_are_linked_notes_and_next_follow_ups_open_tasks_run_after_ru
 
     okki = sandbox.okki.records()
     moved, cleared = sorted(planned)[:2]
-    later = (dt.datetime.now(SHANGHAI) + dt.timedelta(days=40)).strftime("%Y-%m-%d %H:%M:%S")
+    due = (dt.datetime.now(SHANGHAI) + dt.timedelta(days=40)).replace(microsecond=0)
+    later = due.strftime("%Y-%m-%d %H:%M:%S")  # OKKI's zone-less Shanghai wall time
     sandbox.okki.post(
         "companies/update", {"company_ids": [int(moved)], "next_follow_up_time": later}
     )
@@ -116,6 +117,8 @@ def test_follow_ups_are_linked_notes_and_next_follow_ups_open_tasks_run_after_ru
 
     assert_notes_mirror_follow_ups(sandbox)
     tasks = by_okki_id(sandbox.twenty.records()["tasks"])
-    assert tasks[moved]["dueAt"].startswith(later[:10]) and tasks[moved]["status"] == "TODO"
+    # The same instant, whatever the UTC calendar day: 16:00 UTC is already tomorrow in Shanghai.
+    assert dt.datetime.fromisoformat(tasks[moved]["dueAt"]) == due
+    assert tasks[moved]["status"] == "TODO"
     assert tasks[cleared]["status"] == "DONE" and not tasks[cleared]["deletedAt"]
     assert set(open_tasks(sandbox)) == future_follow_ups(sandbox)

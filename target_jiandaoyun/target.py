@@ -14,13 +14,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from connector_kit.cli import PlainSettingErrors
-from connector_kit.configtest import MeltanoConfigTest
+from connector_kit.connector_target import ConnectorTarget
 from connector_kit.http import ApiError, ConfigError
-from connector_kit.plan import DryRun
-from connector_kit.replay import DeadLetterReplay
-from connector_kit.settings import SettingsFromText
-from connector_kit.target import PipelinedTarget
 from target_jiandaoyun.client import BATCH_ROWS, JiandaoyunApi, Rates
 from target_jiandaoyun.directory import Directory
 from target_jiandaoyun.mapping import MappingError, Policy, StreamMapping, resolve
@@ -32,18 +27,10 @@ from target_jiandaoyun.values import DEPARTMENT_TYPES, MEMBER_TYPES
 from target_jiandaoyun.writer import FormWriter
 
 
-class TargetJiandaoyun(
-    PlainSettingErrors,
-    SettingsFromText,
-    MeltanoConfigTest,
-    DryRun,
-    DeadLetterReplay,
-    PipelinedTarget,
-):
+class TargetJiandaoyun(ConnectorTarget):
     """Writes any Singer stream into Jiandaoyun (简道云) forms: batched, checked, upserted."""
 
     name = "target-jiandaoyun"
-    package_name = "okki-crm-sync"  # the distribution that ships it (its version in --about)
     config_jsonschema = SETTINGS.to_dict()
     settings_class = JiandaoyunSettings
     settings: JiandaoyunSettings

@@ -2,7 +2,7 @@
 
 Every record is upserted on a stable id (`load_method` admits `upsert` only); a record the tap
 marks deleted (`_sdc_deleted_at`) soft-deletes its Twenty record (`process_deletes`), and nothing
-else is ever deleted. Built on `connector_kit.PipelinedTarget` (several batches in flight, STATE per
+else is ever deleted. Built on `connector_kit.ConnectorTarget` (several batches in flight, STATE per
 acknowledged batch, dead letters, run report). What is Twenty's own is in the sibling
 modules, the same rooms as target-jiandaoyun's: settings (`settings.py`), the sink (`sinks.py`)
 and its writer (`writer.py`), the workspace's metadata (`metadata.py`, read through
@@ -15,13 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector_kit.cli import PlainSettingErrors
-from connector_kit.configtest import MeltanoConfigTest
+from connector_kit.connector_target import ConnectorTarget
 from connector_kit.http import ApiError, ConfigError
-from connector_kit.plan import DryRun, scratch_copy
-from connector_kit.replay import DeadLetterReplay
-from connector_kit.settings import SettingsFromText
-from connector_kit.target import PipelinedTarget
+from connector_kit.plan import scratch_copy
 from target_twenty.client import TwentyClient
 from target_twenty.destination import Destination
 from target_twenty.ids import IdStore
@@ -31,18 +27,10 @@ from target_twenty.settings import SETTINGS, TwentySettings
 from target_twenty.sinks import TwentySink
 
 
-class TargetTwenty(
-    PlainSettingErrors,
-    SettingsFromText,
-    MeltanoConfigTest,
-    DryRun,
-    DeadLetterReplay,
-    PipelinedTarget,
-):
+class TargetTwenty(ConnectorTarget):
     """Upserts any Singer stream into Twenty CRM, linked, at the rate ceiling, no duplicates."""
 
     name = "target-twenty"
-    package_name = "okki-crm-sync"  # the distribution that ships it (its version in --about)
     config_jsonschema = SETTINGS.to_dict()
     settings_class = TwentySettings
     settings: TwentySettings

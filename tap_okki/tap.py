@@ -229,13 +229,22 @@ class TapOkki(PlainSettingErrors, SettingsFromText, SecretMasking, Tap):
         )
 
     def discover_streams(self) -> list[Stream]:
+        """The streams in the order they sync: each after the streams its records link to."""
         return [
-            CompaniesStream(self),
+            CompaniesStream(self),  # with its children: contacts, next_follow_ups
             ContactsStream(self),
-            OpportunitiesStream(self),
-            FollowUpsStream(self),
             NextFollowUpsStream(self),
+            OpportunitiesStream(self),  # link to companies and contacts
+            FollowUpsStream(self),  # link to companies, contacts and opportunities
         ]
+
+    def load_streams(self) -> list[Stream]:
+        """`discover_streams`' order instead of the SDK's order by name, which syncs follow-ups
+        before the opportunities they link to: a target then holds every such follow-up until
+        the opportunities come, and an account's worth exceeds any bound it keeps on that
+        (target-twenty's `max_held_records`)."""
+        order = [stream.name for stream in self.discover_streams()]
+        return sorted(super().load_streams(), key=lambda stream: order.index(stream.name))
 
 
 def _setting_errors(config: dict) -> list[str]:

@@ -171,24 +171,14 @@ class RowBuilder:
     def value(self, mapping: FieldMapping, value: Any, label: str) -> Any:
         widget = mapping.widget
         directory = self.mapping.directory
-        if widget.type in MEMBER_TYPES and directory is not None:
-            by = mapping.match_by or "username"
-            return self.known(
-                mapping,
-                label,
-                self.names(mapping, value, by),
-                "member",
-                lambda v: directory.username(v, by),
+        if directory is not None and widget.type in MEMBER_TYPES | DEPARTMENT_TYPES:
+            kind, by, look_up = (
+                ("member", mapping.match_by or "username", directory.username)
+                if widget.type in MEMBER_TYPES
+                else ("department", mapping.match_by or "dept_no", directory.dept_no)
             )
-        if widget.type in DEPARTMENT_TYPES and directory is not None:
-            by = mapping.match_by or "dept_no"
-            return self.known(
-                mapping,
-                label,
-                self.names(mapping, value, by),
-                "department",
-                lambda v: directory.dept_no(v, by),
-            )
+            names = self.names(mapping, value, by)
+            return self.known(mapping, label, names, kind, lambda v: look_up(v, by))
         converted = convert(widget.type, value, self.tz)
         if widget.type in OPTION_TYPES and widget.options is not None:
             return self.known(mapping, label, converted, "option", lambda v: _option(v, widget))

@@ -282,7 +282,9 @@ class TwentySink(PipelinedSink):
         present = store.present(parent.id, twenty_ids.values())
         deleted = store.deleted(parent.id, set(twenty_ids.values()) - present)
         unknown = sorted(k for k, i in twenty_ids.items() if i not in present | deleted)
-        if unknown:  # written before this run (perhaps adopted), or never: ask Twenty
+        # Written before this run (perhaps adopted), or never: ask Twenty, unless the parent's
+        # object held no row when the run began (its rows are this run's: the id map knows them).
+        if unknown and not self.destination.started_empty(parent):
             ownership = Ownership(self.destination, self.destination.mapping(stream))
             for key, row in ownership.rows_of_keys(unknown).items():
                 if row is None:

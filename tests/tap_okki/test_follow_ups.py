@@ -212,3 +212,27 @@ def test_next_follow_ups_give_each_company_its_plan_without_a_call_of_their_own(
     assert set(plans) == {planned, cleared}
     assert plans[planned]["next_follow_up_time"] == "2030-01-02T09:30:00+08:00"
     assert plans[cleared]["next_follow_up_time"] is None
+
+
+def test_streams_sync_after_the_streams_they_link_to_whatever_the_catalog_order(
+    okki: RunningSandbox, tmp_path: Path
+) -> None:
+    """Follow-ups link to opportunities: they come after them, although the SDK (and a catalog
+    Meltano sorted) would put them first by name. A target otherwise holds every follow-up
+    until the opportunities come: on a large account, more than it may hold."""
+    config = tap_config(okki)
+    catalog = select_only(discover(tmp_path, config), *STREAMS)
+    catalog["streams"].sort(key=lambda entry: entry["tap_stream_id"])  # by name, as Meltano's
+
+    messages = run_tap(tmp_path, config, catalog=catalog).check().messages
+    first_record = {}
+    for number, message in enumerate(messages):
+        if message["type"] == "RECORD":
+            first_record.setdefault(message["stream"], number)
+
+    assert set(first_record) == set(STREAMS)
+    assert first_record["companies"] < first_record["opportunities"] < first_record["follow_ups"]
+    assert first_record["contacts"] < first_record["opportunities"]
+
+
+STREAMS = ("companies", "contacts", "opportunities", "follow_ups", "next_follow_ups")

@@ -19,6 +19,7 @@ from tests.reliability.live import LiveTarget
 from tests.target_twenty import crm_data as data
 from tests.target_twenty.conftest import TargetRunner
 from tests.target_twenty.test_deletions import company, schema
+from tests.target_twenty.test_identity import make_by_hand
 
 
 def text(message: dict[str, Any]) -> str:
@@ -132,7 +133,11 @@ def test_a_parent_coming_after_its_child_was_sent_without_it_does_not_dead_lette
     while the child's batch was looking it up, so it was not written yet. The child is loaded
     unlinked, as the rule says, not dead-lettered as if its parent had failed."""
     twenty = target.twenty
-    lookup = twenty.gate("/rest/companies", method="GET", skip=1)  # the hold's lookup passes
+    # A company made in Twenty before the run: the target cannot know from its id map alone
+    # that the person's company is not there, so both the hold and the batch look it up.
+    make_by_hand(target, "companies", {"name": "Made in Twenty"})
+    # The first calls pass (is the object empty? the hold's lookup); the batch's is held.
+    lookup = twenty.gate("/rest/companies", method="GET", skip=2)
     parent_written = twenty.gate("/rest/batch/companies", method="POST")
     settings = target.config(checkpoint_seconds=0.5, on_missing_parent="load_unlinked")
     live = LiveTarget("target-twenty", settings, tmp_path / "run")
@@ -152,4 +157,4 @@ def test_a_parent_coming_after_its_child_was_sent_without_it_does_not_dead_lette
     assert target.dead_letters() == []
     [person_row] = twenty.records()["people"]
     assert person_row["companyId"] is None  # sent before its company came: not linked
-    assert len(twenty.records()["companies"]) == 1
+    assert len(twenty.records()["companies"]) == 2  # the one made by hand, and the record's

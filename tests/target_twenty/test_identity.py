@@ -314,6 +314,27 @@ def test_on_missing_parent_skip_and_load_unlinked(target: TargetRunner) -> None:
     assert person["companyId"] is None and line["status"] == ["unlinked"]
 
 
+def test_a_missing_parent_is_not_looked_up_in_an_object_that_started_empty(
+    target: TargetRunner,
+) -> None:
+    """On a first load, a parent that has not come is not in Twenty either: the target asks
+    only whether the object held any row (once), never for the parent itself, since that read
+    would hold up the input for every batch of orphans."""
+    orphans = [{**data.person(j, 1), "company_id": str(400 + j)} for j in range(3)]
+    messages = [data.schema_message("companies"), data.schema_message("people")]
+    messages += [data.record_message("companies", data.company(1))]
+    messages += [data.record_message("people", orphan) for orphan in orphans]
+
+    run = target.run(lines(*messages), target.config(on_missing_parent="load_unlinked"))
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    people = target.twenty.records()["people"]
+    assert len(people) == 3 and all(p["companyId"] is None for p in people)
+    reads = [r for r in target.twenty.requests() if r["method"] == "GET"]
+    companies = [r for r in reads if r["path"] == "/rest/companies"]
+    assert len(companies) == 1 and "limit=1" in companies[0]["query"], companies
+
+
 def test_create_missing_fields_creates_them_from_the_schema_before_any_record(
     target: TargetRunner,
 ) -> None:

@@ -53,6 +53,8 @@ when its value last changed, then sets itself to null):
   fields served in another shape than the documented one, and a tenth of it the share of
   records with one value no client can convert (`shapes.py`). `/_sandbox/records` shows the
   records as they are served.
+- `unconvertible_share` (0..1, default null = a tenth of `shape_variety`): that share of records,
+  while `shape_variety` is on, instead (tests that must meet every kind of such value set 1).
 - `opportunity_deletes`: "hidden" (default) or "listed", see above.
 - `trail_churn` (one-shot), e.g. `{"after_list_requests": 2, "create": 5,
   "backdate_minutes": 60, "update": 2, "delete": 1}`: after that many more follow-up list calls,
@@ -121,6 +123,7 @@ DEFAULT_EXTRA: dict[str, Any] = {
     "force_error": None,
     "clients": {},
     "shape_variety": 0,
+    "unconvertible_share": None,
     "opportunity_deletes": "hidden",
     "trail_churn": None,
 }
@@ -400,24 +403,25 @@ class OkkiSandbox(Sandbox):
 
     # Rendering, in the shapes the knob `shape_variety` asks for -------------------------------
 
-    def _variety(self) -> float:
-        return float(self.knobs.extra.get("shape_variety") or 0)
+    def _variety(self) -> tuple[float, float | None]:
+        share = self.knobs.extra.get("unconvertible_share")
+        return float(self.knobs.extra.get("shape_variety") or 0), share
 
     def _row(self, company: Company) -> dict[str, Any]:
-        row, variety = company_row(company), self._variety()
-        return shapes.company_row(row, variety) if variety else row
+        row, (variety, share) = company_row(company), self._variety()
+        return shapes.company_row(row, variety, share) if variety else row
 
     def _info(self, company: Company) -> dict[str, Any]:
-        info, variety = company_info(company), self._variety()
-        return shapes.company_info(info, variety) if variety else info
+        info, (variety, share) = company_info(company), self._variety()
+        return shapes.company_info(info, variety, share) if variety else info
 
     def _opportunity(self, opportunity: Opportunity) -> dict[str, Any]:
-        row, variety = opportunity_row(opportunity), self._variety()
-        return shapes.opportunity_row(row, variety) if variety else row
+        row, (variety, share) = opportunity_row(opportunity), self._variety()
+        return shapes.opportunity_row(row, variety, share) if variety else row
 
     def _follow_up(self, follow_up: FollowUp) -> dict[str, Any]:
-        row, variety = follow_up_row(follow_up), self._variety()
-        return shapes.follow_up_row(row, variety) if variety else row
+        row, (variety, share) = follow_up_row(follow_up), self._variety()
+        return shapes.follow_up_row(row, variety, share) if variety else row
 
     # Changes: control routes and the churn knob ------------------------------------------------
 

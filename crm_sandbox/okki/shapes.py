@@ -22,9 +22,15 @@ Record = dict[str, Any]
 UNCONVERTIBLE_SHARE = 0.1  # of `shape_variety`: records with one value no client can convert
 
 
-def company_info(info: Record, variety: float) -> Record:
+def unconvertible_share(variety: float, share: float | None = None) -> float:
+    """The share of records with one value no client can convert: `share` if given (knob
+    `unconvertible_share`), else a tenth of the variety."""
+    return variety * UNCONVERTIBLE_SHARE if share is None else share
+
+
+def company_info(info: Record, variety: float, unconvertible: float | None = None) -> Record:
     """A company/info record in other shapes (contacts included)."""
-    draw = _draws(info["company_id"], info["update_time"], variety)
+    draw = _draws(info["company_id"], info["update_time"], variety, unconvertible)
     varied = dict(info)
     if draw.vary("company_id"):  # as on its list row: the same draw
         varied["company_id"] = str(varied["company_id"])
@@ -44,9 +50,9 @@ def company_info(info: Record, variety: float) -> Record:
     return varied
 
 
-def company_row(row: Record, variety: float) -> Record:
+def company_row(row: Record, variety: float, unconvertible: float | None = None) -> Record:
     """A company list row: ids as text now and then (the detail call agrees on the rest)."""
-    draw = _draws(row["company_id"], row["update_time"], variety)
+    draw = _draws(row["company_id"], row["update_time"], variety, unconvertible)
     varied = dict(row)
     for name in ("company_id", "create_user", "last_edit_user", "archive_type"):
         if draw.vary(name):
@@ -54,8 +60,8 @@ def company_row(row: Record, variety: float) -> Record:
     return varied
 
 
-def opportunity_row(row: Record, variety: float) -> Record:
-    draw = _draws(row["opportunity_id"], row["update_time"], variety)
+def opportunity_row(row: Record, variety: float, unconvertible: float | None = None) -> Record:
+    draw = _draws(row["opportunity_id"], row["update_time"], variety, unconvertible)
     varied = dict(row)
     if draw.vary("user_id"):  # upstream's example: a list of owners
         varied["user_id"] = draw.pick("user_id", _ID_LISTS)([int(row["user_id"])])
@@ -70,9 +76,9 @@ def opportunity_row(row: Record, variety: float) -> Record:
     return varied
 
 
-def follow_up_row(row: Record, variety: float) -> Record:
+def follow_up_row(row: Record, variety: float, unconvertible: float | None = None) -> Record:
     """A follow-up row: the contact as a list of ids (the vendor's shape), ids as text."""
-    draw = _draws(row["trail_id"], row["update_time"], variety)
+    draw = _draws(row["trail_id"], row["update_time"], variety, unconvertible)
     varied = dict(row)
     if draw.vary("customer_id"):
         contact = row["customer_id"]
@@ -222,9 +228,10 @@ def _other_layout(text: str) -> str:
 class _Draws:
     """Deterministic coin flips for one version of one record."""
 
-    def __init__(self, key: str, variety: float) -> None:
+    def __init__(self, key: str, variety: float, unconvertible: float | None) -> None:
         self.key = key
         self.variety = variety
+        self.unconvertible_share = unconvertible_share(variety, unconvertible)
 
     def _unit(self, name: str) -> float:
         # Not crc32: it is linear, so draws for similar names would move together.
@@ -235,11 +242,11 @@ class _Draws:
         return self._unit(name) < self.variety
 
     def unconvertible(self) -> bool:
-        return self._unit("unconvertible?") < self.variety * UNCONVERTIBLE_SHARE
+        return self._unit("unconvertible?") < self.unconvertible_share
 
     def pick(self, name: str, options: list[Any]) -> Any:
         return options[int(self._unit(f"{name}#") * len(options))]
 
 
-def _draws(record_id: Any, version: Any, variety: float) -> _Draws:
-    return _Draws(f"{record_id}@{version}", variety)
+def _draws(record_id: Any, version: Any, variety: float, unconvertible: float | None) -> _Draws:
+    return _Draws(f"{record_id}@{version}", variety, unconvertible)

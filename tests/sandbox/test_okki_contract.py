@@ -80,6 +80,7 @@ DEFAULT_EXTRA = {
     "force_error": None,
     "clients": {},
     "shape_variety": 0,
+    "unconvertible_share": None,
     "opportunity_deletes": "hidden",
     "trail_churn": None,
 }
@@ -928,24 +929,37 @@ def test_10_shape_variety_is_stable_for_a_record_until_it_changes(api: Api, cont
     assert changed[0]["update_time"] > first["update_time"]
 
 
+def _unconvertible(info: dict[str, Any]) -> bool:
+    return (
+        not isinstance(info["star"], int)
+        or isinstance(info["remark"], dict)
+        or isinstance(info["fax"], list)
+        or isinstance(info["intention_level"], str)
+        or not TIME.fullmatch(info["order_time"])
+        or any(p["birth"] and not DATE.fullmatch(p["birth"]) for p in info["customers"])
+    )
+
+
 def test_10_shape_variety_makes_a_tenth_of_its_share_unconvertible(
     api: Api, control: SandboxClient
 ):
     control.knobs(extra={"shape_variety": 1.0})
     infos = _infos(api, control)
 
-    def unconvertible(info: dict[str, Any]) -> bool:
-        return (
-            not isinstance(info["star"], int)
-            or isinstance(info["remark"], dict)
-            or isinstance(info["fax"], list)
-            or isinstance(info["intention_level"], str)
-            or not TIME.fullmatch(info["order_time"])
-            or any(p["birth"] and not DATE.fullmatch(p["birth"]) for p in info["customers"])
-        )
-
-    share = sum(map(unconvertible, infos)) / len(infos)
+    share = sum(map(_unconvertible, infos)) / len(infos)
     assert 0.04 < share < 0.18
+
+
+def test_10_unconvertible_share_sets_that_share_of_records_with_one_such_value(
+    api: Api, control: SandboxClient
+):
+    control.knobs(extra={"shape_variety": 1.0, "unconvertible_share": 1.0})
+    infos = _infos(api, control)
+
+    # All but those whose unconvertible value would be a contact's birth and have no contact.
+    missed = [i for i in infos if not _unconvertible(i)]
+    assert all(not i["customers"] for i in missed)
+    assert len(missed) < len(infos) / 4
 
 
 def test_10_shape_variety_can_be_set_when_the_sandbox_starts():

@@ -157,6 +157,7 @@ def restore_defaults(sandbox: RunningSandbox) -> None:
             "success_code": 200,
             "force_error": None,
             "shape_variety": 0,
+            "unconvertible_share": None,
             "opportunity_deletes": "hidden",
             "trail_churn": None,
         },

@@ -153,7 +153,7 @@ def test_follow_ups_written_while_paging_are_not_lost(okki: RunningSandbox, tmp_
 def test_follow_ups_in_okkis_other_shapes_are_typed_and_valid(
     okki: RunningSandbox, tmp_path: Path
 ) -> None:
-    okki.okki.knobs(extra={"shape_variety": 1.0})
+    okki.okki.knobs(extra={"shape_variety": 1.0, "unconvertible_share": 0.5})
     served = okki.okki.records()["follow_ups"]
     first = run(tmp_path, follow_ups_only(okki, tmp_path))
 

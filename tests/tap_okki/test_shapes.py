@@ -100,6 +100,9 @@ def test_records_in_every_shape_are_all_emitted_and_valid_against_the_schema_wri
 def test_values_no_rule_converts_are_null_kept_as_sent_warned_once_and_counted(
     varied: RunningSandbox, tmp_path: Path
 ) -> None:
+    # Every record carries one such value, so each kind is met whatever the draws (at a tenth,
+    # no contact's birth was among them in one CI run: the draws follow the sandbox's clock).
+    varied.okki.knobs(extra={"shape_variety": 1.0, "unconvertible_share": 1.0})
     served = varied.okki.records()
     run = run_tap(tmp_path, tap_config(varied)).check()
 
@@ -121,8 +124,8 @@ def test_values_no_rule_converts_are_null_kept_as_sent_warned_once_and_counted(
     assert len({field for stream, field in kept if stream == "companies"}) >= 4
     assert len({field for stream, field in kept if stream == "opportunities"}) >= 3
     assert kept["companies", "customers[].birth"] == kept["contacts", "birth"] > 0
-    # About a tenth of the records, and none lost.
-    assert sum(kept.values()) / len(run.records("companies") + run.records("opportunities")) > 0.05
+    # One a record (a company's may sit in a contact), and none lost.
+    assert sum(kept.values()) >= len(run.records("companies") + run.records("opportunities"))
     assert len(run.records("companies")) == len(served["companies"])
     # One WARNING per stream and field for the run; the summary counts them all.
     for (stream, field), count in kept.items():

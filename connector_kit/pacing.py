@@ -125,8 +125,9 @@ class RateLimiter:
     def _interval(self) -> float:
         return max(period / max(limit, 1) for limit, period in self._documented) / self._headroom
 
-    def acquire(self) -> None:
-        """Block until a call may be sent; its slot is then taken."""
+    def acquire(self) -> float:
+        """Block until a call may be sent; its slot is then taken. Returns the slot (epoch
+        seconds): when the call may leave, whenever the caller's thread next runs."""
         started = time.time()
         with self.schedule.held() as own:
             slot = max(started, own.next)
@@ -141,6 +142,7 @@ class RateLimiter:
         if wait > 0:
             time.sleep(wait)
         self.waited += max(0.0, slot - started)
+        return slot
 
     def pause(self, seconds: float) -> None:
         """Nobody sends for `seconds` (a `Retry-After`; the server's bucket is empty)."""

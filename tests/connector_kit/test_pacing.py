@@ -9,15 +9,24 @@ from pathlib import Path
 from connector_kit.pacing import RateLimiter, budget_file
 
 
+def acquired(limiter: RateLimiter) -> float:
+    """The slot `acquire` gave, checked to be no later than its return: the slot says when the
+    limiter let the call go, unblurred by when a busy machine next ran the thread (a recorded
+    time once put 13 calls in a second of 12)."""
+    slot = limiter.acquire()
+    assert time.time() >= slot - 0.001
+    return slot
+
+
 def acquire_times(limiter: RateLimiter, n: int, threads: int = 4) -> list[float]:
     times: list[float] = []
     lock = threading.Lock()
 
     def worker(count: int) -> None:
         for _ in range(count):
-            limiter.acquire()
+            slot = acquired(limiter)
             with lock:
-                times.append(time.monotonic())
+                times.append(slot)
 
     per = n // threads
     pool = [threading.Thread(target=worker, args=(per,)) for _ in range(threads)]
@@ -49,8 +58,8 @@ def test_calls_leave_evenly_at_the_refill_rate_never_in_a_burst() -> None:
     """A full window's worth at once meets 429s when another job spent the server's bucket."""
     limiter = RateLimiter([(100, 1.0), (1000, 1.0)])  # the stricter rate paces
     times = acquire_times(limiter, 40)
-    # One call every 1/98 s: any 0.1 s holds 10 (one more when a thread woke late), never 40.
-    assert max_in_window(times, 0.1) <= 11
+    # One call every 1/98 s: any 0.1 s holds 10, never 40.
+    assert max_in_window(times, 0.1) <= 10
     assert times[-1] - times[0] >= 39 / 100
 
 
@@ -78,9 +87,9 @@ def test_limiters_on_one_ledger_file_share_one_rate(tmp_path: Path) -> None:
 
     def worker(limiter: RateLimiter) -> None:
         for _ in range(25):
-            limiter.acquire()
+            slot = acquired(limiter)
             with lock:
-                times.append(time.monotonic())
+                times.append(slot)
 
     pool = [threading.Thread(target=worker, args=(x,)) for x in (first, second, first, second)]
     for t in pool:
@@ -90,7 +99,7 @@ def test_limiters_on_one_ledger_file_share_one_rate(tmp_path: Path) -> None:
     times.sort()
     # 100 calls at 50 a second together: about 2 s, not 1 s as two separate budgets would take.
     assert times[-1] - times[0] >= 99 / 50
-    assert max_in_window(times, 0.5) <= 27
+    assert max_in_window(times, 0.5) <= 26
     assert oct(ledger.stat().st_mode & 0o777) == "0o600"
 
 

@@ -6,7 +6,7 @@ import threading
 import time
 
 from connector_kit.pacing import RateLimiter
-from tests.connector_kit.test_pacing import max_in_window
+from tests.connector_kit.test_pacing import acquired, max_in_window
 
 
 def test_calls_through_several_endpoints_never_exceed_the_shared_budget() -> None:
@@ -17,9 +17,9 @@ def test_calls_through_several_endpoints_never_exceed_the_shared_budget() -> Non
 
     def worker(i: int) -> None:
         for _ in range(8):
-            endpoints[i].acquire()
+            slot = acquired(endpoints[i])
             with lock:
-                times[i].append(time.monotonic())
+                times[i].append(slot)
 
     threads = [threading.Thread(target=worker, args=(i % 3,)) for i in range(6)]
     for t in threads:

@@ -36,6 +36,16 @@ DEFAULT_BASE_URL = "https://api-sandbox.xiaoman.cn"
 MAX_PAGE_SIZE = 100  # OKKI answers code 400 above it (docs/api/okki.md §5)
 
 
+# The order the streams sync in: each after the streams its records link to.
+SYNC_ORDER: tuple[type[Stream], ...] = (
+    CompaniesStream,  # with its children: contacts, next_follow_ups
+    ContactsStream,
+    NextFollowUpsStream,
+    OpportunitiesStream,  # link to companies and contacts
+    FollowUpsStream,  # link to companies, contacts and opportunities
+)
+
+
 class TapOkki(PlainSettingErrors, SettingsFromText, SecretMasking, Tap):
     """Reads OKKI's Open API incrementally (window and bookmark rules: `windows.py`)."""
 
@@ -229,21 +239,14 @@ class TapOkki(PlainSettingErrors, SettingsFromText, SecretMasking, Tap):
         )
 
     def discover_streams(self) -> list[Stream]:
-        """The streams in the order they sync: each after the streams its records link to."""
-        return [
-            CompaniesStream(self),  # with its children: contacts, next_follow_ups
-            ContactsStream(self),
-            NextFollowUpsStream(self),
-            OpportunitiesStream(self),  # link to companies and contacts
-            FollowUpsStream(self),  # link to companies, contacts and opportunities
-        ]
+        return [stream_class(self) for stream_class in SYNC_ORDER]
 
     def load_streams(self) -> list[Stream]:
-        """`discover_streams`' order instead of the SDK's order by name, which syncs follow-ups
-        before the opportunities they link to: a target then holds every such follow-up until
-        the opportunities come, and an account's worth exceeds any bound it keeps on that
+        """`SYNC_ORDER` instead of the SDK's order by name, which syncs follow-ups before the
+        opportunities they link to: a target then holds every such follow-up until the
+        opportunities come, and an account's worth exceeds any bound it keeps on that
         (target-twenty's `max_held_records`)."""
-        order = [stream.name for stream in self.discover_streams()]
+        order = [stream_class.name for stream_class in SYNC_ORDER]
         return sorted(super().load_streams(), key=lambda stream: order.index(stream.name))
 
 

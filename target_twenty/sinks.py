@@ -352,9 +352,10 @@ class TwentySink(PipelinedSink):
             return f"{missing}: it came in this run but was not written (see its dead letter)"
         self.target.parent_order.count_orphan(self.stream_name)
         return (
-            f"{missing} and did not come in this run (a record waits for its parent until the "
-            "end of the input, checkpoint_seconds once a STATE waits for it, or until more than "
-            "max_held_records wait); load the parent, then re-send this record"
+            f"{missing} and had not come when this record stopped waiting for it (a record waits "
+            "for its parent until the end of the input, checkpoint_seconds once a STATE waits for "
+            "it, or until more than max_held_records wait); load the parent, then re-send this "
+            "record (--replay)"
         )
 
     def _assign_ids(self, items: list[Item]) -> list[Item]:

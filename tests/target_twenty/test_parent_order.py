@@ -164,8 +164,8 @@ def test_a_child_whose_parent_never_comes_is_dead_lettered_at_the_end_and_the_re
     assert letters.keys() == {"people", "opportunities"}
     assert letters["people"]["key"] == "c-2" and letters["people"]["code"] == "missing-parent"
     assert letters["people"]["reason"].startswith(
-        "companyId: the 'companies' record with key [\"999\"] is not in Twenty and did not come "
-        "in this run"
+        "companyId: the 'companies' record with key [\"999\"] is not in Twenty and had not come "
+        "when this record stopped waiting for it"
     )
     assert (
         "pointOfContactId: the 'people' record with key [\"c-2\"] is not in Twenty: it came"

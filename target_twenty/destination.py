@@ -123,7 +123,7 @@ class Destination:
                 mapping.stream,
             )
         fresh = Workspace.from_api(self.client.objects()).object(obj.plural)
-        obj.fields.update(fresh.fields)  # every mapping of the object sees them
+        obj.add_fields(fresh.fields)  # every mapping of the object sees them
         updated = mapping.with_created_fields()
         self._mappings[mapping.stream] = updated
         return updated

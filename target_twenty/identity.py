@@ -25,6 +25,7 @@ ids); the id map's aliases name the owners of adopted and merged rows.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -90,8 +91,14 @@ def key_of_display(text: str) -> str:
     return key_text([text])
 
 
+# A UUIDv5 as Twenty writes ids (asked once per record written: parsing a UUID costs 5× more).
+_CANONICAL_V5 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
 def is_source_row(twenty_id: str) -> bool:
     """Whether a row's id was chosen by a client like this target (UUIDv5), not by Twenty."""
+    if _CANONICAL_V5.fullmatch(twenty_id):
+        return True
     try:
         return uuid.UUID(twenty_id).version == 5
     except ValueError:
@@ -121,6 +128,7 @@ class Candidate:
     id: str  # its row: alias or stable id
     stable_id: str
     body: dict[str, Any]
+    values: list[UniqueValue]  # `unique_values` of the body
 
 
 @dataclass
@@ -204,7 +212,7 @@ class Planner:
         if own is not None:
             plan.id = own["id"]
         exists = own is not None
-        for f_key, value in unique_values(self.obj, candidate.body):
+        for f_key, value in candidate.values:
             claim = self.claims.get((f_key, value))
             holder = self.rows.by_value.get((f_key, value))
             holder_id = claim[0] if claim else holder["id"] if holder is not None else None

@@ -249,16 +249,17 @@ class IdStore:
         self, scope: str, values: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], Holder]:
         """Who the target last gave each (field, value) to."""
+        by_field: dict[str, list[str]] = {}
+        for field_name, value in values:
+            by_field.setdefault(field_name, []).append(value)
         found: dict[tuple[str, str], Holder] = {}
-        with self._lock:
-            for field_name, value in set(values):
-                row = self._db.execute(
-                    "SELECT stream, key, twenty_id FROM holders WHERE scope=? AND field=?"
-                    " AND value=?",
-                    (scope, field_name, value),
-                ).fetchone()
-                if row is not None:
-                    found[field_name, value] = Holder(*row)
+        query = (
+            "SELECT value, stream, key, twenty_id FROM holders WHERE scope=? AND field=?"
+            " AND value IN ({marks})"
+        )
+        for field_name, texts in by_field.items():  # one query a field, not one a value
+            for value, *holder in self._select_in(query, (scope, field_name), texts):
+                found[field_name, value] = Holder(*holder)
         return found
 
     def held_by(

@@ -9,6 +9,7 @@ relation is written under its join column (`companyId`), so that is its key here
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 # Set by the server only (§7).
@@ -62,11 +63,12 @@ class TwentyField:
     options: tuple[str, ...] = ()  # SELECT / MULTI_SELECT values
     target: str | None = None  # nameSingular of the object a relation points to
 
-    @property
+    # Cached: read several times for every record written.
+    @cached_property
     def subfields(self) -> tuple[str, ...] | None:
         return COMPOSITES.get(self.type)
 
-    @property
+    @cached_property
     def unique_subfield(self) -> str | None:
         """The sub-field upsert matches on, for a unique composite."""
         return UNIQUE_SUBFIELD.get(self.type) if self.unique else None
@@ -78,9 +80,17 @@ class TwentyObject:
     singular: str
     plural: str
     fields: dict[str, TwentyField] = field(default_factory=dict)  # writable, by key
+    _unique: tuple[TwentyField, ...] | None = field(default=None, repr=False, compare=False)
 
-    def unique_fields(self) -> list[TwentyField]:
-        return [f for f in self.fields.values() if f.unique]
+    def unique_fields(self) -> tuple[TwentyField, ...]:
+        # Computed once per set of fields (read several times for every record written).
+        if self._unique is None:
+            self._unique = tuple(f for f in self.fields.values() if f.unique)
+        return self._unique
+
+    def add_fields(self, fields: dict[str, TwentyField]) -> None:
+        self.fields.update(fields)
+        self._unique = None
 
     def describe_fields(self) -> str:
         return ", ".join(sorted(self.fields))
@@ -113,10 +123,8 @@ class Workspace:
             obj = TwentyObject(
                 str(raw.get("id", raw["namePlural"])), raw["nameSingular"], raw["namePlural"]
             )
-            for raw_field in raw.get("fields") or []:
-                parsed = _field(raw_field)
-                if parsed is not None:
-                    obj.fields[parsed.key] = parsed
+            parsed = (_field(raw_field) for raw_field in raw.get("fields") or [])
+            obj.add_fields({f.key: f for f in parsed if f is not None})
             found.append(obj)
         return cls(found)
 

@@ -82,7 +82,10 @@ class Ownership:
         )
         # Every entry is planned, read or not: an earlier record of the batch may claim its
         # values (the planner's claims).
-        return [planner.plan(Candidate(e.key, e.id, self._stable(e), e.body)) for e in entries]
+        return [
+            planner.plan(Candidate(e.key, e.id, self._stable(e), e.body, values[e.id]))
+            for e in entries
+        ]
 
     def _stable(self, entry: Entry) -> str:
         if entry.key is None:

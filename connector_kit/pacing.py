@@ -115,7 +115,8 @@ class RateLimiter:
         parent: RateLimiter | None = None,
         ledger: Path | None = None,
     ) -> None:
-        self._documented = [(int(limit), float(period)) for limit, period in rates]
+        # Floats: a pace such as tap-okki's 9.5 calls a second is a fraction (as int, 9).
+        self._documented = [(float(limit), float(period)) for limit, period in rates]
         self._headroom = headroom
         self.parent = parent
         self.schedule = Schedule(ledger)
@@ -123,7 +124,10 @@ class RateLimiter:
         self.waited = 0.0  # seconds callers spent waiting, for reports
 
     def _interval(self) -> float:
-        return max(period / max(limit, 1) for limit, period in self._documented) / self._headroom
+        return (
+            max(period / (limit if limit > 0 else 1) for limit, period in self._documented)
+            / self._headroom
+        )
 
     def acquire(self) -> float:
         """Block until a call may be sent; its slot is then taken. Returns the slot (epoch
@@ -162,11 +166,11 @@ class RateLimiter:
         with self.schedule.held():
             for i, (documented, documented_period) in enumerate(self._documented):
                 if documented_period == period and limit < documented:
-                    self._documented[i] = (int(limit), period)
+                    self._documented[i] = (float(limit), period)
                     self.interval = self._interval()
                     return True
             return False
 
-    def limits(self) -> list[tuple[int, float]]:
+    def limits(self) -> list[tuple[float, float]]:
         """The (limit, period) pairs in force, as documented or announced."""
         return list(self._documented)

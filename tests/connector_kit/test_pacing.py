@@ -6,6 +6,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from connector_kit.pacing import RateLimiter, budget_file
 
 
@@ -129,3 +131,12 @@ def test_an_announced_lower_limit_is_adopted_and_a_higher_one_ignored() -> None:
     assert limiter.announce(50, 60.0) is True
     assert limiter.announce(80, 60.0) is False
     assert limiter.limits() == [(50, 60.0), (100, 1.0)]
+
+
+def test_a_fractional_rate_is_kept_exactly() -> None:
+    """tap-okki paces at 9.5 calls a second by default: read as a whole number, it ran at 9
+    (89.5 % of OKKI's ceiling in `make bench`), and a gentle 0.5 a second ran at 1."""
+    assert RateLimiter([(9.5, 1.0)], headroom=1.0).interval == 1 / 9.5
+    assert RateLimiter([(0.5, 1.0)], headroom=1.0).interval == 2.0
+    times = acquire_times(RateLimiter([(9.5, 1.0)], headroom=1.0), 20)
+    assert (times[-1] - times[0]) == pytest.approx(19 / 9.5)

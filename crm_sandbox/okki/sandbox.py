@@ -408,8 +408,8 @@ class OkkiSandbox(Sandbox):
         return float(self.knobs.extra.get("shape_variety") or 0), share
 
     def _row(self, company: Company) -> dict[str, Any]:
-        row, (variety, share) = company_row(company), self._variety()
-        return shapes.company_row(row, variety, share) if variety else row
+        row, (variety, _) = company_row(company), self._variety()
+        return shapes.company_row(row, variety) if variety else row
 
     def _info(self, company: Company) -> dict[str, Any]:
         info, (variety, share) = company_info(company), self._variety()

@@ -22,12 +22,6 @@ Record = dict[str, Any]
 UNCONVERTIBLE_SHARE = 0.1  # of `shape_variety`: records with one value no client can convert
 
 
-def unconvertible_share(variety: float, share: float | None = None) -> float:
-    """The share of records with one value no client can convert: `share` if given (knob
-    `unconvertible_share`), else a tenth of the variety."""
-    return variety * UNCONVERTIBLE_SHARE if share is None else share
-
-
 def company_info(info: Record, variety: float, unconvertible: float | None = None) -> Record:
     """A company/info record in other shapes (contacts included)."""
     draw = _draws(info["company_id"], info["update_time"], variety, unconvertible)
@@ -50,9 +44,9 @@ def company_info(info: Record, variety: float, unconvertible: float | None = Non
     return varied
 
 
-def company_row(row: Record, variety: float, unconvertible: float | None = None) -> Record:
+def company_row(row: Record, variety: float) -> Record:
     """A company list row: ids as text now and then (the detail call agrees on the rest)."""
-    draw = _draws(row["company_id"], row["update_time"], variety, unconvertible)
+    draw = _draws(row["company_id"], row["update_time"], variety)
     varied = dict(row)
     for name in ("company_id", "create_user", "last_edit_user", "archive_type"):
         if draw.vary(name):
@@ -231,7 +225,10 @@ class _Draws:
     def __init__(self, key: str, variety: float, unconvertible: float | None) -> None:
         self.key = key
         self.variety = variety
-        self.unconvertible_share = unconvertible_share(variety, unconvertible)
+        # Knob `unconvertible_share`, else a tenth of the variety.
+        self.unconvertible_share = (
+            variety * UNCONVERTIBLE_SHARE if unconvertible is None else unconvertible
+        )
 
     def _unit(self, name: str) -> float:
         # Not crc32: it is linear, so draws for similar names would move together.
@@ -248,5 +245,7 @@ class _Draws:
         return options[int(self._unit(f"{name}#") * len(options))]
 
 
-def _draws(record_id: Any, version: Any, variety: float, unconvertible: float | None) -> _Draws:
+def _draws(
+    record_id: Any, version: Any, variety: float, unconvertible: float | None = None
+) -> _Draws:
     return _Draws(f"{record_id}@{version}", variety, unconvertible)
